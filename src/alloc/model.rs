@@ -1,0 +1,163 @@
+//! The per-round allocation problem (SPEC section 6) and its closed forms.
+//! This is also the JSON format of `--dump-problems` and `sflam allocate`.
+
+use crate::device::DeviceId;
+use crate::net::rate_bps;
+use serde::{Deserialize, Serialize};
+
+/// One round's problem.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub round: u32,
+    /// K [1].
+    pub rb_count: usize,
+    /// B [Hz].
+    pub rb_bandwidth_hz: f64,
+    /// N0 B [W].
+    pub noise_w: f64,
+    /// T_max [s].
+    pub deadline_s: f64,
+    /// I [1].
+    pub iterations: u32,
+    /// w [J per unit utility].
+    pub weight_j: f64,
+    /// Smallest and largest quantized bit width [bit].
+    pub bits_min: u32,
+    pub bits_max: u32,
+    pub candidates: Vec<Candidate>,
+}
+
+/// One candidate device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub device: DeviceId,
+    /// Channel gain h_{n,k} per RB [1].
+    pub gains: Vec<f64>,
+    /// p_max_n [W].
+    pub p_max_w: f64,
+    /// ρ_n: share of the candidates' data [1].
+    pub data_share: f64,
+    /// Time left for the round's uploads, τ_n = T_max − I (t_cmp + t_srv + t_down) [s].
+    pub uplink_time_s: f64,
+    /// Round time spent off the uplink, I (t_cmp + t_srv + t_down) [s].
+    pub fixed_time_s: f64,
+    /// Computation energy for the round, I E_cmp [J].
+    pub compute_energy_j: f64,
+    /// Activation elements per upload, d [1].
+    pub activation_elements: u64,
+    /// Extra bits uploaded once per round (device model) [bit].
+    pub extra_upload_bits: u64,
+}
+
+impl Problem {
+    /// U(b) = 1 − 2^−(b − b_min + 1); unquantized (b >= 32) counts as 1.
+    pub fn utility(&self, bits: u32) -> f64 {
+        if bits >= 32 { 1.0 } else { 1.0 - 0.5f64.powi((bits as i32 - self.bits_min as i32) + 1) }
+    }
+
+    /// Bits uploaded by candidate `c` in the round at `bits` [bit].
+    pub fn round_upload_bits(&self, c: &Candidate, bits: u32) -> f64 {
+        let per = if bits >= 32 {
+            crate::quant::fp32_bits(c.activation_elements)
+        } else {
+            crate::quant::payload_bits(c.activation_elements, bits)
+        };
+        (self.iterations as u64 * per + c.extra_upload_bits) as f64
+    }
+
+    /// The quantized bit levels, `bits_min..=bits_max`.
+    pub fn quantized_levels(&self) -> Vec<u32> {
+        (self.bits_min..=self.bits_max).collect()
+    }
+
+    /// Time guard for integer-nanosecond rounding of each upload [s].
+    pub fn guard_s(&self, c: &Candidate) -> f64 {
+        (self.iterations as f64 + if c.extra_upload_bits > 0 { 1.0 } else { 0.0 }) * 1e-9
+    }
+
+    /// The energy-minimal power that meets the deadline on RB `k` at
+    /// `bits`: p* = (2^(U / (B τ)) − 1) N0 B / h [W]; `None` when τ <= 0 or
+    /// p* > p_max. Exact because p U / r(p) increases with p.
+    pub fn min_power_w(&self, c: &Candidate, k: usize, bits: u32) -> Option<f64> {
+        let tau = c.uplink_time_s - self.guard_s(c);
+        if tau <= 0.0 {
+            return None;
+        }
+        let u = self.round_upload_bits(c, bits);
+        let p = (u / (self.rb_bandwidth_hz * tau) * std::f64::consts::LN_2).exp_m1() * self.noise_w / c.gains[k];
+        (p.is_finite() && p <= c.p_max_w).then_some(p)
+    }
+
+    /// Prices a choice: the assignment with time and energy at `power_w`.
+    pub fn price(&self, cand: usize, k: usize, bits: u32, power_w: f64) -> super::Assignment {
+        let c = &self.candidates[cand];
+        let rate = rate_bps(self.rb_bandwidth_hz, power_w, c.gains[k], self.noise_w);
+        let up_s = self.round_upload_bits(c, bits) / rate;
+        super::Assignment {
+            candidate: cand,
+            device: c.device,
+            rb: k,
+            power_w,
+            bits,
+            rate_bps: rate,
+            time_s: c.fixed_time_s + up_s,
+            energy_com_j: power_w * up_s,
+            energy_cmp_j: c.compute_energy_j,
+        }
+    }
+
+    /// Whether an assignment meets the deadline (with the rounding guard).
+    pub fn meets_deadline(&self, a: &super::Assignment) -> bool {
+        let c = &self.candidates[a.candidate];
+        a.time_s <= self.deadline_s - self.guard_s(c) * 0.5 + 1e-12 * self.deadline_s
+    }
+
+    /// Value of an assignment in the objective, w ρ U(b) − E [J].
+    pub fn value_j(&self, a: &super::Assignment) -> f64 {
+        self.weight_j * self.candidates[a.candidate].data_share * self.utility(a.bits) - a.energy_j()
+    }
+}
+
+impl Problem {
+    /// Checks a problem read from outside: shapes and ranges.
+    pub fn check(&self) -> Result<(), String> {
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        if self.rb_count == 0 {
+            return Err("field `rb_count`: must be at least 1".into());
+        }
+        for (name, v) in [("rb_bandwidth_hz", self.rb_bandwidth_hz), ("noise_w", self.noise_w), ("deadline_s", self.deadline_s)] {
+            if !pos(v) {
+                return Err(format!("field `{name}` = {v}: must be a finite number > 0"));
+            }
+        }
+        if self.iterations == 0 {
+            return Err("field `iterations`: must be at least 1".into());
+        }
+        if !(1..=16).contains(&self.bits_min) || !(1..=16).contains(&self.bits_max) || self.bits_min > self.bits_max {
+            return Err(format!("fields `bits_min`..`bits_max` = {}..{}: bits in 1..=16, min <= max", self.bits_min, self.bits_max));
+        }
+        if !(self.weight_j.is_finite() && self.weight_j >= 0.0) {
+            return Err(format!("field `weight_j` = {}: must be a finite number >= 0", self.weight_j));
+        }
+        for (i, c) in self.candidates.iter().enumerate() {
+            if c.gains.len() != self.rb_count {
+                return Err(format!("candidates[{i}].gains: {} values, expected rb_count = {}", c.gains.len(), self.rb_count));
+            }
+            if let Some(g) = c.gains.iter().find(|g| !pos(**g)) {
+                return Err(format!("candidates[{i}].gains: {g} is not a finite number > 0"));
+            }
+            if !pos(c.p_max_w) {
+                return Err(format!("candidates[{i}].p_max_w = {}: must be a finite number > 0", c.p_max_w));
+            }
+            for (name, v) in [("data_share", c.data_share), ("fixed_time_s", c.fixed_time_s), ("compute_energy_j", c.compute_energy_j)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("candidates[{i}].{name} = {v}: must be a finite number >= 0"));
+                }
+            }
+            if !c.uplink_time_s.is_finite() {
+                return Err(format!("candidates[{i}].uplink_time_s = {}: must be finite", c.uplink_time_s));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Loading a scenario: syntax and type errors with file, line and column;
+//! unknown keys with the nearest known key; `--set` overrides applied on top.
+
+use super::Scenario;
+use crate::error::{ConfigError, Error, Origin, Result};
+use std::path::Path;
+
+/// Reads, parses, overrides and validates a scenario file.
+pub fn load_scenario(path: &Path, overrides: &[String]) -> Result<Scenario> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    load_scenario_str(&text, path, overrides)
+}
+
+/// As [`load_scenario`], from text already read; `path` names it in errors.
+pub fn load_scenario_str(text: &str, path: &Path, overrides: &[String]) -> Result<Scenario> {
+    let file_origin = |span: Option<std::ops::Range<usize>>| {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        Origin::File { path: path.to_path_buf(), line, column }
+    };
+
+    // Pass 1: the file alone, so that errors point into it.
+    let de = toml::de::Deserializer::parse(text)
+        .map_err(|e| Error::Config(vec![syntax_error(&e, file_origin(e.span()))]))?;
+    let mut scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.inner();
+        let value = value_at(text, &field).unwrap_or_default();
+        Error::Config(vec![ConfigError {
+            origin: file_origin(inner.span().or_else(|| span_of(text, &field))),
+            field: clean_path(&field),
+            value,
+            allowed: explain(inner.message()),
+        }])
+    })?;
+
+    // Pass 2: overrides, each applied to the table and re-checked.
+    if !overrides.is_empty() {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            Error::Config(vec![syntax_error(&e, file_origin(e.span()))])
+        })?;
+        for ov in overrides {
+            let (key, value) = parse_override(ov)?;
+            set_path(&mut table, &key, value).map_err(|allowed| {
+                Error::Config(vec![ConfigError {
+                    origin: Origin::Override(ov.clone()),
+                    field: key.clone(),
+                    value: String::new(),
+                    allowed,
+                }])
+            })?;
+        }
+        scenario = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let field = clean_path(&e.path().to_string());
+            let ov = overrides
+                .iter()
+                .rev()
+                .find(|o| o.split('=').next().map(str::trim) == Some(field.as_str()))
+                .cloned()
+                .unwrap_or_else(|| overrides.join(" "));
+            Error::Config(vec![ConfigError {
+                origin: Origin::Override(ov),
+                field,
+                value: String::new(),
+                allowed: explain(&e.inner().to_string()),
+            }])
+        })?;
+    }
+
+    let problems = super::validate(&scenario);
+    if !problems.is_empty() {
+        let errs = problems
+            .into_iter()
+            .map(|p| {
+                let ov = overrides
+                    .iter()
+                    .rev()
+                    .find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
+                let origin = match ov {
+                    Some(o) => Origin::Override(o.clone()),
+                    None => file_origin(span_of(text, &p.field)),
+                };
+                ConfigError { origin, field: p.field, value: p.value, allowed: p.allowed }
+            })
+            .collect();
+        return Err(Error::Config(errs));
+    }
+    Ok(scenario)
+}
+
+/// Splits `a.b=value`; the value is read as a TOML value (number, bool,
+/// string, array), falling back to a bare string.
+pub fn parse_override(s: &str) -> Result<(String, toml::Value)> {
+    let Some((key, raw)) = s.split_once('=') else {
+        return Err(Error::Config(vec![ConfigError {
+            origin: Origin::Override(s.to_string()),
+            field: String::new(),
+            value: s.to_string(),
+            allowed: "expected KEY=VALUE, e.g. `--set network.rb_count=20`".into(),
+        }]));
+    };
+    let key = key.trim().to_string();
+    let raw = raw.trim();
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    Ok((key, value))
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err("a key is dotted names like `network.rb_count`".into());
+    }
+    let mut cur = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(format!("`{p}` is a value, not a section")),
+        };
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn syntax_error(e: &toml::de::Error, origin: Origin) -> ConfigError {
+    ConfigError { origin, field: String::new(), value: String::new(), allowed: format!("TOML syntax: {}", e.message().trim()) }
+}
+
+/// serde_path_to_error writes `?` for the root and `.` between keys.
+fn clean_path(p: &str) -> String {
+    if p == "?" || p == "." { String::new() } else { p.to_string() }
+}
+
+/// Rewrites serde's messages: unknown keys and variants get the nearest
+/// known name suggested.
+fn explain(msg: &str) -> String {
+    let msg = msg.trim();
+    for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let bad = rest.split('`').next().unwrap_or("");
+            let known: Vec<&str> = rest.split('`').skip(1).enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s).collect();
+            let best = known
+                .iter()
+                .map(|k| (strsim::damerau_levenshtein(bad, k), *k))
+                .min()
+                .filter(|(d, k)| *d <= k.len().max(bad.len()) / 2 + 1);
+            let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+            return match best {
+                Some((_, k)) => format!("unknown {what} `{bad}`; did you mean `{k}`? (allowed: {list})"),
+                None => format!("unknown {what} `{bad}` (allowed: {list})"),
+            };
+        }
+    }
+    msg.to_string()
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// The byte span of the value at a dotted path, when the file has it.
+fn span_of(text: &str, path: &str) -> Option<std::ops::Range<usize>> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut table = doc.get_ref();
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, p) in parts.iter().enumerate() {
+        let (_, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *p)?;
+        if i + 1 == parts.len() {
+            return Some(v.span());
+        }
+        match v.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => return None,
+        }
+    }
+    None
+}
+
+fn value_at(text: &str, path: &str) -> Option<String> {
+    span_of(text, path).and_then(|s| text.get(s)).map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestion_for_misspelled_key() {
+        let m = explain("unknown field `rb_cont`, expected one of `rb_count`, `rb_bandwidth_hz`");
+        assert!(m.contains("did you mean `rb_count`"), "{m}");
+    }
+
+    #[test]
+    fn line_col_is_one_based() {
+        assert_eq!(line_col("a\nbc = 1", 3), (2, 2));
+    }
+}

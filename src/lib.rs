@@ -1,0 +1,24 @@
+//! sflam: a discrete-event simulator of quantized split federated
+//! fine-tuning (SFLAM) over OFDMA wireless networks. See `ARCHITECTURE.md`.
+
+pub mod alloc;
+pub mod config;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod net;
+pub mod quant;
+pub mod run;
+pub mod server;
+pub mod sim;
+pub mod trace;
+pub mod units;
+pub mod workload;
+
+pub use error::{Error, Result};
+
+/// The git commit this binary was built from, when known.
+pub fn git_commit() -> Option<&'static str> {
+    let c = env!("SFLAM_GIT_COMMIT");
+    (!c.is_empty()).then_some(c)
+}

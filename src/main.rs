@@ -1,0 +1,128 @@
+//! The `sflam` command line: a thin layer over the library. Exit codes:
+//! 0 success, 2 bad input, 1 failure.
+
+use clap::{Parser, Subcommand};
+use sflam::config::{Scenario, load_scenario, load_scenario_str};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The default scenario, used when `scenarios/default.toml` is not in the
+/// working directory.
+const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
+
+#[derive(Parser)]
+#[command(name = "sflam", version, about = "Discrete-event simulator of quantized split federated fine-tuning over OFDMA")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario (default: scenarios/default.toml) and write its traces.
+    Run {
+        /// Scenario file.
+        scenario: Option<PathBuf>,
+        /// Override a field: --set network.rb_count=20 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output folder (overrides run.output_dir).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Write each round's allocation problem and decision as JSON here.
+        #[arg(long, value_name = "DIR")]
+        dump_problems: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a scenario; exit 0 when valid, 2 with every problem otherwise.
+    Validate {
+        scenario: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Print the workload model (the paper's Table I).
+    Workload {
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Mini-batch size [images].
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
+    /// Solve one allocation problem (a `--dump-problems` file) offline.
+    Allocate {
+        problem: PathBuf,
+        #[arg(long, default_value = "exact")]
+        allocator: String,
+        /// Seed of the allocator's RNG stream (random allocators).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn load(path: Option<&Path>, set: &[String]) -> sflam::Result<Scenario> {
+    match path {
+        Some(p) => load_scenario(p, set),
+        None => {
+            let p = Path::new("scenarios/default.toml");
+            if p.exists() { load_scenario(p, set) } else { load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), set) }
+        }
+    }
+}
+
+fn real_main() -> Result<(), sflam::Error> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { scenario, set, output, dump_problems, quiet } => {
+            let mut s = load(scenario.as_deref(), &set)?;
+            if let Some(o) = output {
+                s.run.output_dir = o.display().to_string();
+            }
+            let opts = sflam::run::RunOptions {
+                dump_problems,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
+            println!(
+                "{}: {} rounds, {} devices, simulated {:.1} s in {:.2} s wall; {} scheduled, {} finished, {} stragglers, {} failed; energy {:.1} J",
+                sum.scenario, sum.rounds, sum.devices, sum.simulated_s, sum.wall_s, sum.scheduled, sum.finished, sum.stragglers, sum.failed, sum.energy_j
+            );
+            println!("timing model: {}; trained model: {}", sum.timing_model, sum.trained_model.as_deref().unwrap_or("none (timing only)"));
+            println!("output: {}", dir.display());
+        }
+        Cmd::Validate { scenario, set } => {
+            let s = load_scenario(&scenario, &set)?;
+            println!("{}: valid ({} devices, {} rounds, allocator {})", scenario.display(), s.devices.count, s.run.rounds, s.allocator.name);
+        }
+        Cmd::Workload { json, batch } => {
+            if batch == 0 {
+                return Err(sflam::Error::Input("--batch must be at least 1".into()));
+            }
+            if json {
+                let rows = sflam::workload::table_one(batch);
+                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| sflam::Error::Input(e.to_string()))?);
+            } else {
+                print!("{}", sflam::workload::table_one_markdown(batch));
+            }
+        }
+        Cmd::Allocate { problem, allocator, seed } => {
+            let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;
+            println!("{}", serde_json::to_string_pretty(&d).map_err(|e| sflam::Error::Input(e.to_string()))?);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_code();
+            let err = anyhow::Error::new(e).context(if code == 2 { "bad input" } else { "run failed" });
+            eprintln!("error: {err:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

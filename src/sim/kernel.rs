@@ -1,0 +1,128 @@
+//! The kernel loop and the context a model sees.
+
+use super::queue::EventQueue;
+use crate::error::{Error, Result};
+use crate::units::SimTime;
+
+/// What a model sees while it handles an event: the clock and a way to
+/// schedule. It never sees the queue itself.
+pub struct Context<'a, E> {
+    now: SimTime,
+    queue: &'a mut EventQueue<E>,
+    bad_schedule: &'a mut Option<SimTime>,
+    stop: &'a mut bool,
+}
+
+impl<E> Context<'_, E> {
+    /// The current simulated time [ns].
+    #[inline]
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Schedules `ev` at absolute time `at` (>= now).
+    #[inline]
+    pub fn schedule(&mut self, at: SimTime, ev: E) {
+        if !self.queue.push(at, ev) && self.bad_schedule.is_none() {
+            *self.bad_schedule = Some(at);
+        }
+    }
+
+    /// Schedules `ev` after `delay`.
+    #[inline]
+    pub fn schedule_in(&mut self, delay: SimTime, ev: E) {
+        let at = self.now + delay;
+        self.schedule(at, ev);
+    }
+
+    /// Ends the run after the current event.
+    pub fn stop(&mut self) {
+        *self.stop = true;
+    }
+}
+
+/// A simulation model: one handler for its own event type. Components
+/// inside the model receive the same context when the model delegates.
+pub trait Model {
+    type Event;
+    fn handle(&mut self, ev: Self::Event, ctx: &mut Context<'_, Self::Event>) -> Result<()>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// No events left.
+    Drained,
+    /// The next event lies beyond the horizon.
+    Horizon,
+    /// The model asked to stop.
+    Stopped,
+}
+
+/// The kernel: owns the queue and the clock.
+pub struct Kernel<E> {
+    queue: EventQueue<E>,
+    now: SimTime,
+    processed: u64,
+}
+
+impl<E> Default for Kernel<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> Kernel<E> {
+    pub fn new() -> Self {
+        Kernel { queue: EventQueue::new(), now: SimTime::ZERO, processed: 0 }
+    }
+
+    /// Wiring-time scheduling, before the run starts.
+    pub fn schedule(&mut self, at: SimTime, ev: E) -> Result<()> {
+        if self.queue.push(at, ev) {
+            Ok(())
+        } else {
+            Err(Error::Numeric { checkpoint: "kernel.schedule", detail: format!("event at {at} before now {}", self.now) })
+        }
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Events handled so far.
+    pub fn processed(&self) -> u64 {
+        self.processed
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Runs events with time <= `horizon` until the queue drains or the
+    /// model stops.
+    pub fn run<M: Model<Event = E>>(&mut self, model: &mut M, horizon: SimTime) -> Result<StopReason> {
+        let mut bad = None;
+        let mut stop = false;
+        loop {
+            let Some((t, ev)) = self.queue.pop() else { return Ok(StopReason::Drained) };
+            if t > horizon {
+                // Put it back: a later `run` may continue from here.
+                self.queue.push(t, ev);
+                return Ok(StopReason::Horizon);
+            }
+            self.now = t;
+            self.processed += 1;
+            let mut ctx = Context { now: t, queue: &mut self.queue, bad_schedule: &mut bad, stop: &mut stop };
+            model.handle(ev, &mut ctx)?;
+            if let Some(at) = bad {
+                return Err(Error::Numeric {
+                    checkpoint: "kernel.schedule",
+                    detail: format!("an event was scheduled at {at}, before now ({t})"),
+                });
+            }
+            if stop {
+                return Ok(StopReason::Stopped);
+            }
+        }
+    }
+}

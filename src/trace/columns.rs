@@ -1,0 +1,147 @@
+//! A small columnar buffer: rows push typed values column by column; a full
+//! buffer becomes an Arrow `RecordBatch`.
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use std::sync::Arc;
+
+/// Column types used by the traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Col {
+    U32,
+    U64,
+    F64,
+    OptF64,
+    OptU32,
+    Str,
+    OptStr,
+}
+
+/// A trace row type.
+pub trait Row {
+    /// File stem of its table.
+    const TABLE: &'static str;
+    /// (name, type) of every column, units in the names.
+    fn columns() -> Vec<(&'static str, Col)>;
+    /// Pushes one value per column, in order.
+    fn push(&self, c: &mut ColumnSet);
+}
+
+enum Buf {
+    U32(Vec<Option<u32>>),
+    U64(Vec<u64>),
+    F64(Vec<Option<f64>>),
+    Str(Vec<Option<&'static str>>),
+}
+
+/// Column buffers for one table.
+pub struct ColumnSet {
+    schema: SchemaRef,
+    bufs: Vec<Buf>,
+    next: usize,
+    rows: usize,
+}
+
+impl ColumnSet {
+    pub fn new(cols: &[(&'static str, Col)]) -> ColumnSet {
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, c)| {
+                let (dt, nullable) = match c {
+                    Col::U32 => (DataType::UInt32, false),
+                    Col::OptU32 => (DataType::UInt32, true),
+                    Col::U64 => (DataType::UInt64, false),
+                    Col::F64 => (DataType::Float64, false),
+                    Col::OptF64 => (DataType::Float64, true),
+                    Col::Str => (DataType::Utf8, false),
+                    Col::OptStr => (DataType::Utf8, true),
+                };
+                Field::new(*n, dt, nullable)
+            })
+            .collect();
+        let bufs = cols
+            .iter()
+            .map(|(_, c)| match c {
+                Col::U32 | Col::OptU32 => Buf::U32(Vec::new()),
+                Col::U64 => Buf::U64(Vec::new()),
+                Col::F64 | Col::OptF64 => Buf::F64(Vec::new()),
+                Col::Str | Col::OptStr => Buf::Str(Vec::new()),
+            })
+            .collect();
+        ColumnSet { schema: Arc::new(Schema::new(fields)), bufs, next: 0, rows: 0 }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn slot(&mut self) -> &mut Buf {
+        let i = self.next;
+        self.next += 1;
+        if self.next == self.bufs.len() {
+            self.next = 0;
+            self.rows += 1;
+        }
+        &mut self.bufs[i]
+    }
+
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.opt_u32(Some(v))
+    }
+    pub fn opt_u32(&mut self, v: Option<u32>) -> &mut Self {
+        match self.slot() {
+            Buf::U32(b) => b.push(v),
+            _ => panic!("trace column type mismatch (u32): a Row impl is out of step with its columns()"),
+        }
+        self
+    }
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        match self.slot() {
+            Buf::U64(b) => b.push(v),
+            _ => panic!("trace column type mismatch (u64): a Row impl is out of step with its columns()"),
+        }
+        self
+    }
+    pub fn f64(&mut self, v: f64) -> &mut Self {
+        self.opt_f64(Some(v))
+    }
+    pub fn opt_f64(&mut self, v: Option<f64>) -> &mut Self {
+        match self.slot() {
+            Buf::F64(b) => b.push(v),
+            _ => panic!("trace column type mismatch (f64): a Row impl is out of step with its columns()"),
+        }
+        self
+    }
+    pub fn str(&mut self, v: &'static str) -> &mut Self {
+        self.opt_str(Some(v))
+    }
+    pub fn opt_str(&mut self, v: Option<&'static str>) -> &mut Self {
+        match self.slot() {
+            Buf::Str(b) => b.push(v),
+            _ => panic!("trace column type mismatch (str): a Row impl is out of step with its columns()"),
+        }
+        self
+    }
+
+    /// Drains the buffered rows into a batch.
+    pub fn take_batch(&mut self) -> Result<RecordBatch, String> {
+        let arrays: Vec<ArrayRef> = self
+            .bufs
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    Buf::U32(v) => Arc::new(UInt32Array::from(std::mem::take(v))),
+                    Buf::U64(v) => Arc::new(UInt64Array::from(std::mem::take(v))),
+                    Buf::F64(v) => Arc::new(Float64Array::from(std::mem::take(v))),
+                    Buf::Str(v) => Arc::new(StringArray::from(std::mem::take(v))),
+                }
+            })
+            .collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())
+    }
+}

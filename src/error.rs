@@ -42,11 +42,12 @@ impl std::fmt::Display for ConfigError {
         write!(f, "{}: ", self.origin)?;
         if !self.field.is_empty() {
             write!(f, "field `{}`", self.field)?;
+            if !self.value.is_empty() {
+                write!(f, " = {}", self.value)?;
+            }
+            write!(f, ": ")?;
         }
-        if !self.value.is_empty() {
-            write!(f, " = {}", self.value)?;
-        }
-        write!(f, ": {}", self.allowed)
+        write!(f, "{}", self.allowed)
     }
 }
 

@@ -145,6 +145,7 @@ fn explain(msg: &str) -> String {
     let msg = msg.trim();
     for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
         if let Some(rest) = msg.strip_prefix(prefix) {
+            let rest = rest.split(" for key").next().unwrap_or(rest);
             let bad = rest.split('`').next().unwrap_or("");
             let known: Vec<&str> = rest.split('`').skip(1).enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s).collect();
             let best = known

@@ -1,0 +1,106 @@
+//! The binary: exit codes and output files.
+
+use std::process::Command;
+
+fn sflam() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sflam"))
+}
+
+#[test]
+fn validate_exit_codes() {
+    let ok = sflam().args(["validate", "scenarios/default.toml"]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[quantization]\nbits_min = 0\n").unwrap();
+    let out = sflam().arg("validate").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:") && err.contains("quantization.bits_min") && err.contains("1..=16"), "{err}");
+    let missing = sflam().args(["validate", "no/such/file.toml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn workload_json_has_the_table() {
+    let out = sflam().args(["workload", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let b32 = rows.iter().find(|r| r["model"] == "vit-b32").unwrap();
+    for key in ["model", "device_params_mib", "device_gflops_batch64", "device_memory_mib", "output_shape"] {
+        assert!(b32.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(b32["output_shape"], "(b, 50, 768)");
+    let table = sflam().arg("workload").output().unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("| vit-l32 | 12.00 | 19.73 | 24.50 |"));
+}
+
+#[test]
+fn run_writes_complete_output_and_resolved_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let st = sflam()
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=3", "--set", "run.events_trace=true", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    for f in ["rounds.parquet", "device_rounds.parquet", "devices.parquet", "events.parquet", "summary.json", "scenario.resolved.toml"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    assert!(!dir.path().join("run.partial").exists());
+    let resolved = std::fs::read_to_string(out.join("scenario.resolved.toml")).unwrap();
+    assert!(resolved.contains("# seed = 1") && resolved.contains("rounds = 3") && resolved.contains("kappa"));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["rounds"], 3);
+    for k in ["p50", "p90", "p99", "max"] {
+        assert!(summary["device_round_time_s"][k].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn failed_run_leaves_no_complete_looking_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // A dump folder that cannot be created makes the run fail midway.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let st = sflam()
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=2", "--dump-problems"])
+        .arg(blocker.join("sub"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ne!(st.status.code(), Some(0));
+    assert!(!out.exists(), "a failed run must not leave {}", out.display());
+}
+
+#[test]
+fn dump_problems_and_allocate_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("problems");
+    let st = sflam()
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=2", "-o"])
+        .arg(dir.path().join("run"))
+        .arg("--dump-problems")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let file = dump.join("round-00000.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(v["problem"]["candidates"].as_array().unwrap().len() > 0);
+    let out = sflam().arg("allocate").arg(&file).args(["--allocator", "fixed"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(d["assignments"].as_array().is_some());
+    // Bad input: not JSON, unknown allocator.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{").unwrap();
+    let out = sflam().arg("allocate").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = sflam().arg("allocate").arg(&file).args(["--allocator", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary; each area is a module under tests/sflam/.
+
+mod allocation;
+mod cli;
+mod closed_forms;
+mod config;
+mod determinism;
+mod workload;

@@ -4,10 +4,19 @@
 //! Every allocator fills the same [`Decision`]; a new one is one file and
 //! one line in [`allocator_from`].
 
+mod assign;
+mod bcd;
+mod exact;
 mod fixed;
 pub mod model;
+mod pairwise;
+mod random_rb;
 
+pub use assign::{max_weight, min_weight_perfect_with_virtual};
+pub use bcd::{Bcd, sca_power};
+pub use exact::Enumerate;
 pub use fixed::Fixed;
+pub use random_rb::RandomRb;
 pub use model::{Candidate, Problem};
 
 use crate::device::DeviceId;
@@ -135,12 +144,17 @@ pub trait Allocator: Send {
 
 /// Names accepted by `allocator.name` and `--allocator`.
 pub fn allocator_names() -> &'static [&'static str] {
-    &["fixed"]
+    &["exact", "bcd", "ep", "rb", "nq", "fixed"]
 }
 
 /// Builds an allocator by name; `None` for an unknown name.
 pub fn allocator_from(name: &str, cfg: &crate::config::AllocatorConfig) -> Option<Box<dyn Allocator>> {
     Some(match name {
+        "exact" => Box::new(Enumerate::exact()),
+        "bcd" => Box::new(Bcd { epsilon_j: cfg.epsilon_j, max_iterations: cfg.max_iterations }),
+        "ep" => Box::new(Enumerate::equal_power()),
+        "rb" => Box::new(RandomRb),
+        "nq" => Box::new(Enumerate::no_quantization()),
         "fixed" => Box::new(Fixed { bits: cfg.fixed_bits }),
         _ => return None,
     })

@@ -3,6 +3,7 @@
 
 mod kernel;
 mod queue;
+pub mod phold;
 pub mod rng;
 
 pub use kernel::{Context, Kernel, Model, StopReason};

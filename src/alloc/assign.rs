@@ -1,0 +1,52 @@
+//! Assignment of candidates to resource blocks through the `lsap` crate
+//! (a port of SciPy's `linear_sum_assignment`).
+
+/// Maximum-weight assignment on an `n x k` row-major weight matrix; pairs
+/// with weight <= 0 are dropped (leaving a device out is worth 0). Returns
+/// `(row, col)` pairs sorted by row.
+pub fn max_weight(n: usize, k: usize, weights: &[f64]) -> Vec<(usize, usize)> {
+    debug_assert_eq!(weights.len(), n * k);
+    if n == 0 || k == 0 {
+        return Vec::new();
+    }
+    // A weight matrix of finite numbers is always a valid LSAP instance.
+    let Ok((rows, cols)) = lsap::solve(n, k, &weights.to_vec(), true) else { return Vec::new() };
+    let mut out: Vec<(usize, usize)> =
+        rows.into_iter().zip(cols).filter(|&(r, c)| weights[r * k + c] > 0.0).collect();
+    out.sort_unstable();
+    out
+}
+
+/// The paper's construction (eq. 30, 31): a balanced bipartite graph with
+/// virtual vertices of weight 0 so that a perfect matching exists, solved as
+/// a minimum-weight perfect matching on costs `-weight`. Equivalent to
+/// [`max_weight`]; kept so tests can show it.
+pub fn min_weight_perfect_with_virtual(n: usize, k: usize, weights: &[f64]) -> Vec<(usize, usize)> {
+    let m = n.max(k);
+    let mut cost = vec![0.0; m * m];
+    for i in 0..n {
+        for j in 0..k {
+            cost[i * m + j] = -weights[i * k + j].max(0.0);
+        }
+    }
+    let Ok((rows, cols)) = lsap::solve(m, m, &cost, false) else { return Vec::new() };
+    let mut out: Vec<(usize, usize)> =
+        rows.into_iter().zip(cols).filter(|&(r, c)| r < n && c < k && weights[r * k + c] > 0.0).collect();
+    out.sort_unstable();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_vertex_construction_agrees() {
+        let w = [3.0, 1.0, 0.0, 2.0, 4.0, -1.0, 0.5, 0.2, 5.0, 1.0, 1.0, 1.0];
+        let a = max_weight(4, 3, &w);
+        let b = min_weight_perfect_with_virtual(4, 3, &w);
+        let total = |v: &[(usize, usize)]| v.iter().map(|&(r, c)| w[r * 3 + c]).sum::<f64>();
+        assert_eq!(total(&a), total(&b));
+        assert_eq!(total(&a), 12.0);
+    }
+}

@@ -8,17 +8,21 @@ use sflam::units::SimTime;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-const EVENTS: u64 = 2_000_000;
+/// Events per measurement: enough for the queue to reach steady state.
+fn events(lps: u32) -> u64 {
+    (10 * lps as u64).clamp(2_000_000, 10_000_000)
+}
 
 fn phold_kernel(c: &mut Criterion) {
     let mut g = c.benchmark_group("phold");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(EVENTS));
     for lps in [1_000u32, 1_000_000] {
+        let n = events(lps);
+        g.throughput(Throughput::Elements(n));
         g.bench_function(format!("sflam-kernel/{lps}"), |b| {
             b.iter_batched(
                 || {
-                    let mut m = Phold::new(lps, 0.1, 1.0, 1, EVENTS);
+                    let mut m = Phold::new(lps, 0.1, 1.0, 1, n);
                     let k = m.kernel();
                     (m, k)
                 },
@@ -32,7 +36,7 @@ fn phold_kernel(c: &mut Criterion) {
         g.bench_function(format!("std-binaryheap/{lps}"), |b| {
             b.iter_batched(
                 || {
-                    let mut m = Phold::new(lps, 0.1, 1.0, 1, EVENTS);
+                    let mut m = Phold::new(lps, 0.1, 1.0, 1, n);
                     let mut h = BinaryHeap::with_capacity(lps as usize + 1);
                     for lp in 0..lps {
                         h.push(Reverse((m.delay().0, lp as u64, lp)));
@@ -40,13 +44,11 @@ fn phold_kernel(c: &mut Criterion) {
                     (m, h)
                 },
                 |(mut m, mut h)| {
-                    let mut seq = lps as u64;
-                    for _ in 0..EVENTS {
+                    for seq in lps as u64..lps as u64 + n {
                         let Reverse((t, _, lp)) = h.pop().unwrap();
                         m.counts[lp as usize] += 1;
                         let (d, to) = (m.delay(), m.dest());
                         h.push(Reverse((t + d.0, seq, to)));
-                        seq += 1;
                     }
                     h.len()
                 },

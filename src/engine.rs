@@ -22,20 +22,36 @@ use rand::Rng as _;
 use rand::seq::index::sample;
 use rand_distr::{Distribution, Exp1};
 
+/// Called with every round's problem and decision (`--dump-problems`).
+pub type DecisionHook<'a> = Box<dyn FnMut(&Problem, &Decision) -> Result<()> + 'a>;
+/// Called after every round with its row (progress bars).
+pub type RoundHook<'a> = Box<dyn FnMut(&RoundRow) + 'a>;
+
 /// Kernel events. Small and `Copy`: payloads live in tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ev {
     RoundStart,
     /// The round's deadline.
-    Deadline { round: u32 },
+    Deadline {
+        round: u32,
+    },
     /// A device's availability flips.
     Toggle(DeviceId),
     /// A participant's current phase is complete.
-    Step { round: u32, slot: u32 },
+    Step {
+        round: u32,
+        slot: u32,
+    },
     /// The server discipline asked to be woken.
-    ServerWake { round: u32, token: u64 },
+    ServerWake {
+        round: u32,
+        token: u64,
+    },
     /// A participant drops out.
-    Dropout { round: u32, slot: u32 },
+    Dropout {
+        round: u32,
+        slot: u32,
+    },
 }
 
 /// Phases of one participant's round.
@@ -132,9 +148,9 @@ pub struct Engine<'s> {
     sink: &'s mut dyn TraceSink,
     summary: SummaryBuilder,
     /// Called with every round's problem and decision (`--dump-problems`).
-    pub on_decision: Option<Box<dyn FnMut(&Problem, &Decision) -> Result<()> + 's>>,
+    pub on_decision: Option<DecisionHook<'s>>,
     /// Called after every round with its row (progress bars).
-    pub on_round: Option<Box<dyn FnMut(&RoundRow) + 's>>,
+    pub on_round: Option<RoundHook<'s>>,
 
     round: u32,
     round_start: SimTime,
@@ -297,7 +313,11 @@ impl<'s> Engine<'s> {
         for &dev in &cands {
             let i = dev.idx();
             // Mobility: bring the distance up to now.
-            let d = self.mobility.advance(self.pop.distance_m[i], now_s - self.pop.distance_at_s[i], &mut self.rng_mobility);
+            let d = self.mobility.advance(
+                self.pop.distance_m[i],
+                now_s - self.pop.distance_at_s[i],
+                &mut self.rng_mobility,
+            );
             self.pop.distance_m[i] = d;
             self.pop.distance_at_s[i] = now_s;
             let large = large_scale_gain(self.path_loss.loss_db(d), Db(self.pop.shadowing_db[i]));

@@ -11,6 +11,7 @@ pub mod quant;
 pub mod run;
 pub mod server;
 pub mod sim;
+pub mod sweep;
 pub mod trace;
 pub mod units;
 pub mod workload;

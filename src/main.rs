@@ -11,7 +11,11 @@ use std::process::ExitCode;
 const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
 
 #[derive(Parser)]
-#[command(name = "sflam", version, about = "Discrete-event simulator of quantized split federated fine-tuning over OFDMA")]
+#[command(
+    name = "sflam",
+    version,
+    about = "Discrete-event simulator of quantized split federated fine-tuning over OFDMA"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -51,6 +55,30 @@ enum Cmd {
         #[arg(long, default_value_t = 64)]
         batch: usize,
     },
+    /// Run a grid of overrides in parallel into hive-partitioned folders.
+    Sweep {
+        scenario: PathBuf,
+        /// An axis: KEY=V1,V2,... (repeatable; the product is run).
+        #[arg(long = "grid", value_name = "KEY=V1,V2", required = true)]
+        grid: Vec<String>,
+        /// Overrides applied to every point.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output folder.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Parallel runs (default: all cores).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Run only slice I of N: points j with j % N == I.
+        #[arg(long, default_value = "0/1")]
+        shard: String,
+        /// Same seed for every point (compare policies on the same devices).
+        #[arg(long)]
+        common_seed: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Solve one allocation problem (a `--dump-problems` file) offline.
     Allocate {
         problem: PathBuf,
@@ -67,7 +95,11 @@ fn load(path: Option<&Path>, set: &[String]) -> sflam::Result<Scenario> {
         Some(p) => load_scenario(p, set),
         None => {
             let p = Path::new("scenarios/default.toml");
-            if p.exists() { load_scenario(p, set) } else { load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), set) }
+            if p.exists() {
+                load_scenario(p, set)
+            } else {
+                load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), set)
+            }
         }
     }
 }
@@ -87,14 +119,33 @@ fn real_main() -> Result<(), sflam::Error> {
             let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
             println!(
                 "{}: {} rounds, {} devices, simulated {:.1} s in {:.2} s wall; {} scheduled, {} finished, {} stragglers, {} failed; energy {:.1} J",
-                sum.scenario, sum.rounds, sum.devices, sum.simulated_s, sum.wall_s, sum.scheduled, sum.finished, sum.stragglers, sum.failed, sum.energy_j
+                sum.scenario,
+                sum.rounds,
+                sum.devices,
+                sum.simulated_s,
+                sum.wall_s,
+                sum.scheduled,
+                sum.finished,
+                sum.stragglers,
+                sum.failed,
+                sum.energy_j
             );
-            println!("timing model: {}; trained model: {}", sum.timing_model, sum.trained_model.as_deref().unwrap_or("none (timing only)"));
+            println!(
+                "timing model: {}; trained model: {}",
+                sum.timing_model,
+                sum.trained_model.as_deref().unwrap_or("none (timing only)")
+            );
             println!("output: {}", dir.display());
         }
         Cmd::Validate { scenario, set } => {
             let s = load_scenario(&scenario, &set)?;
-            println!("{}: valid ({} devices, {} rounds, allocator {})", scenario.display(), s.devices.count, s.run.rounds, s.allocator.name);
+            println!(
+                "{}: valid ({} devices, {} rounds, allocator {})",
+                scenario.display(),
+                s.devices.count,
+                s.run.rounds,
+                s.allocator.name
+            );
         }
         Cmd::Workload { json, batch } => {
             if batch == 0 {
@@ -106,6 +157,17 @@ fn real_main() -> Result<(), sflam::Error> {
             } else {
                 print!("{}", sflam::workload::table_one_markdown(batch));
             }
+        }
+        Cmd::Sweep { scenario, grid, set, output, jobs, shard, common_seed, quiet } => {
+            let axes = grid.iter().map(|g| sflam::sweep::parse_axis(g)).collect::<sflam::Result<Vec<_>>>()?;
+            let opts = sflam::sweep::SweepOptions {
+                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                shard: sflam::sweep::parse_shard(&shard)?,
+                common_seed,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let dirs = sflam::sweep::run_sweep(&scenario, &set, &axes, &output, &opts)?;
+            println!("{} points written under {}", dirs.len(), output.display());
         }
         Cmd::Allocate { problem, allocator, seed } => {
             let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;

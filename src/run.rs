@@ -6,7 +6,7 @@
 
 use crate::alloc::{Decision, Problem, allocator_from};
 use crate::config::Scenario;
-use crate::engine::{Engine, Ev};
+use crate::engine::{DecisionHook, Engine, Ev, RoundHook};
 use crate::error::{Error, Result};
 use crate::sim::Kernel;
 use crate::trace::{ParquetSink, RoundRow, Summary, TraceSink};
@@ -27,8 +27,8 @@ pub struct RunOptions {
 pub fn simulate(
     s: &Scenario,
     sink: &mut dyn TraceSink,
-    mut on_decision: Option<Box<dyn FnMut(&Problem, &Decision) -> Result<()> + '_>>,
-    mut on_round: Option<Box<dyn FnMut(&RoundRow) + '_>>,
+    mut on_decision: Option<DecisionHook<'_>>,
+    mut on_round: Option<RoundHook<'_>>,
 ) -> Result<Summary> {
     let wall = std::time::Instant::now();
     let allocator = allocator_from(&s.allocator.name, &s.allocator)
@@ -100,16 +100,16 @@ pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)>
     let mut sink = ParquetSink::create(&partial, s.run.events_trace, s.run.row_group_rows, threads_of(s))?;
     let bar = progress_bar(opts.progress, s.run.rounds as u64);
     let dump_dir = opts.dump_problems.clone();
-    let on_decision: Option<Box<dyn FnMut(&Problem, &Decision) -> Result<()>>> = dump_dir.map(|dir| {
+    let on_decision: Option<DecisionHook<'_>> = dump_dir.map(|dir| {
         Box::new(move |p: &Problem, d: &Decision| {
             let path = dir.join(format!("round-{:05}.json", p.round));
             let doc = serde_json::json!({ "problem": p, "decision": d });
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Trace(e.to_string()))?;
             write(&path, &text)
-        }) as Box<dyn FnMut(&Problem, &Decision) -> Result<()>>
+        }) as DecisionHook<'_>
     });
     let b2 = bar.clone();
-    let on_round: Option<Box<dyn FnMut(&RoundRow)>> = Some(Box::new(move |r: &RoundRow| {
+    let on_round: Option<RoundHook<'_>> = Some(Box::new(move |r: &RoundRow| {
         b2.set_message(format!("t = {:.1} s, {} finished", r.end_s, r.finished));
         b2.inc(1);
     }));

@@ -30,14 +30,84 @@ pub struct VitConfig {
 
 /// Every configuration known by name, in the order `sflam workload` prints.
 pub const VIT_CONFIGS: &[VitConfig] = &[
-    VitConfig { name: "vit-b32", image: 224, channels: 3, patch: 32, dim: 768, depth: 12, heads: 12, mlp_dim: 3072, classes: 10 },
-    VitConfig { name: "vit-l32", image: 224, channels: 3, patch: 32, dim: 1024, depth: 24, heads: 16, mlp_dim: 4096, classes: 10 },
-    VitConfig { name: "vit-b16", image: 224, channels: 3, patch: 16, dim: 768, depth: 12, heads: 12, mlp_dim: 3072, classes: 10 },
-    VitConfig { name: "vit-l16", image: 224, channels: 3, patch: 16, dim: 1024, depth: 24, heads: 16, mlp_dim: 4096, classes: 10 },
+    VitConfig {
+        name: "vit-b32",
+        image: 224,
+        channels: 3,
+        patch: 32,
+        dim: 768,
+        depth: 12,
+        heads: 12,
+        mlp_dim: 3072,
+        classes: 10,
+    },
+    VitConfig {
+        name: "vit-l32",
+        image: 224,
+        channels: 3,
+        patch: 32,
+        dim: 1024,
+        depth: 24,
+        heads: 16,
+        mlp_dim: 4096,
+        classes: 10,
+    },
+    VitConfig {
+        name: "vit-b16",
+        image: 224,
+        channels: 3,
+        patch: 16,
+        dim: 768,
+        depth: 12,
+        heads: 12,
+        mlp_dim: 3072,
+        classes: 10,
+    },
+    VitConfig {
+        name: "vit-l16",
+        image: 224,
+        channels: 3,
+        patch: 16,
+        dim: 1024,
+        depth: 24,
+        heads: 16,
+        mlp_dim: 4096,
+        classes: 10,
+    },
     // Small ones that train on a CPU: Fashion-MNIST (28x28x1) and CIFAR (32x32x3).
-    VitConfig { name: "vit-tiny-28", image: 28, channels: 1, patch: 4, dim: 64, depth: 4, heads: 4, mlp_dim: 128, classes: 10 },
-    VitConfig { name: "vit-tiny-32", image: 32, channels: 3, patch: 4, dim: 64, depth: 4, heads: 4, mlp_dim: 128, classes: 10 },
-    VitConfig { name: "vit-small-32", image: 32, channels: 3, patch: 4, dim: 192, depth: 6, heads: 3, mlp_dim: 768, classes: 10 },
+    VitConfig {
+        name: "vit-tiny-28",
+        image: 28,
+        channels: 1,
+        patch: 4,
+        dim: 64,
+        depth: 4,
+        heads: 4,
+        mlp_dim: 128,
+        classes: 10,
+    },
+    VitConfig {
+        name: "vit-tiny-32",
+        image: 32,
+        channels: 3,
+        patch: 4,
+        dim: 64,
+        depth: 4,
+        heads: 4,
+        mlp_dim: 128,
+        classes: 10,
+    },
+    VitConfig {
+        name: "vit-small-32",
+        image: 32,
+        channels: 3,
+        patch: 4,
+        dim: 192,
+        depth: 6,
+        heads: 3,
+        mlp_dim: 768,
+        classes: 10,
+    },
 ];
 
 /// Names accepted in scenario files.
@@ -84,8 +154,14 @@ impl Workload {
         let d = c.dim as f64;
         let m = c.mlp_dim as f64;
         // Per block: LN(2D) x2, qkv (3D^2 + 3D), proj (D^2 + D), MLP (2DM + M + D).
-        let block_params = 4 * c.dim + 3 * c.dim * c.dim + 3 * c.dim + c.dim * c.dim + c.dim
-            + 2 * c.dim * c.mlp_dim + c.mlp_dim + c.dim;
+        let block_params = 4 * c.dim
+            + 3 * c.dim * c.dim
+            + 3 * c.dim
+            + c.dim * c.dim
+            + c.dim
+            + 2 * c.dim * c.mlp_dim
+            + c.mlp_dim
+            + c.dim;
         let server_params = c.dim // cls token
             + (tokens + 1) * c.dim // position embedding
             + c.depth * block_params
@@ -169,7 +245,13 @@ pub fn table_one_markdown(batch: usize) -> String {
         };
         s.push_str(&format!(
             "| {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.1} |\n",
-            r.model, r.device_params_mib, r.device_gflops_batch64, mem, r.output_shape, r.server_params_mib, r.server_train_gflops_batch64
+            r.model,
+            r.device_params_mib,
+            r.device_gflops_batch64,
+            mem,
+            r.output_shape,
+            r.server_params_mib,
+            r.server_train_gflops_batch64
         ));
     }
     s

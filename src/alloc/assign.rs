@@ -6,13 +6,28 @@
 /// `(row, col)` pairs sorted by row.
 pub fn max_weight(n: usize, k: usize, weights: &[f64]) -> Vec<(usize, usize)> {
     debug_assert_eq!(weights.len(), n * k);
-    if n == 0 || k == 0 {
+    // Rows and columns without a positive weight can only be matched at
+    // weight 0, which is the same as unmatched: solve the rest. Exact, and
+    // often a much smaller problem (most pairs are infeasible or not worth
+    // their energy).
+    let rows: Vec<usize> = (0..n).filter(|&i| weights[i * k..(i + 1) * k].iter().any(|&w| w > 0.0)).collect();
+    let cols: Vec<usize> = (0..k).filter(|&j| rows.iter().any(|&i| weights[i * k + j] > 0.0)).collect();
+    if rows.is_empty() || cols.is_empty() {
         return Vec::new();
     }
-    // A weight matrix of finite numbers is always a valid LSAP instance.
-    let Ok((rows, cols)) = lsap::solve(n, k, &weights.to_vec(), true) else { return Vec::new() };
+    let (rn, cn) = (rows.len(), cols.len());
+    let mut sub = vec![0.0; rn * cn];
+    for (a, &i) in rows.iter().enumerate() {
+        for (b, &j) in cols.iter().enumerate() {
+            sub[a * cn + b] = weights[i * k + j].max(0.0);
+        }
+    }
+    // A matrix of finite numbers is always a valid LSAP instance.
+    let Ok((r, c)) = lsap::solve(rn, cn, &sub, true) else {
+        return Vec::new();
+    };
     let mut out: Vec<(usize, usize)> =
-        rows.into_iter().zip(cols).filter(|&(r, c)| weights[r * k + c] > 0.0).collect();
+        r.into_iter().zip(c).map(|(a, b)| (rows[a], cols[b])).filter(|&(i, j)| weights[i * k + j] > 0.0).collect();
     out.sort_unstable();
     out
 }
@@ -29,7 +44,9 @@ pub fn min_weight_perfect_with_virtual(n: usize, k: usize, weights: &[f64]) -> V
             cost[i * m + j] = -weights[i * k + j].max(0.0);
         }
     }
-    let Ok((rows, cols)) = lsap::solve(m, m, &cost, false) else { return Vec::new() };
+    let Ok((rows, cols)) = lsap::solve(m, m, &cost, false) else {
+        return Vec::new();
+    };
     let mut out: Vec<(usize, usize)> =
         rows.into_iter().zip(cols).filter(|&(r, c)| r < n && c < k && weights[r * k + c] > 0.0).collect();
     out.sort_unstable();

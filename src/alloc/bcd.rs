@@ -24,7 +24,15 @@ pub struct Bcd {
 /// the resulting linear problem in closed form (the linearized energy, eq.
 /// 26, increases with p, so the optimum sits on the linearized constraint).
 /// Returns (power [W], SCA steps); `None` when even p_max is too slow.
-pub fn sca_power(u_bits: f64, tau_s: f64, bandwidth_hz: f64, noise_w: f64, h: f64, p_max_w: f64, start_w: f64) -> Option<(f64, u32)> {
+pub fn sca_power(
+    u_bits: f64,
+    tau_s: f64,
+    bandwidth_hz: f64,
+    noise_w: f64,
+    h: f64,
+    p_max_w: f64,
+    start_w: f64,
+) -> Option<(f64, u32)> {
     if tau_s <= 0.0 {
         return None;
     }
@@ -61,7 +69,8 @@ impl Allocator for Bcd {
             let r = rate_bps(p.rb_bandwidth_hz, pw, c.gains[j], p.noise_w);
             let u = p.round_upload_bits(c, b);
             let t = u / r;
-            (t <= tau[i] && tau[i] > 0.0).then(|| p.weight_j * c.data_share * p.utility(b) - c.compute_energy_j - pw * t)
+            (t <= tau[i] && tau[i] > 0.0)
+                .then(|| p.weight_j * c.data_share * p.utility(b) - c.compute_energy_j - pw * t)
         };
         // Initial point: p_max everywhere; bits by P2 on each device's best
         // RB; the matching by P3.
@@ -100,7 +109,9 @@ impl Allocator for Bcd {
             for &(i, j) in &x {
                 let c = &p.candidates[i];
                 let u = p.round_upload_bits(c, bits[i]);
-                if let Some((pw, _)) = sca_power(u, tau[i], p.rb_bandwidth_hz, p.noise_w, c.gains[j], c.p_max_w, power[i]) {
+                if let Some((pw, _)) =
+                    sca_power(u, tau[i], p.rb_bandwidth_hz, p.noise_w, c.gains[j], c.p_max_w, power[i])
+                {
                     // SCA lands on the constraint from below; keep the
                     // feasible side by the last ulps.
                     let mut pw = pw;

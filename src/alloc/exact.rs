@@ -35,26 +35,31 @@ impl Allocator for Enumerate {
     fn decide(&mut self, p: &Problem, _rng: &mut Rng) -> Decision {
         let (n, k) = (p.candidates.len(), p.rb_count);
         let mut w = vec![0.0; n * k];
-        let mut choice = vec![(0u32, 0.0f64); n * k];
+        let mut level = vec![0u64; k];
         let mut reason = vec![Exclusion::Infeasible; n];
+        let mut levels = Vec::with_capacity(n);
         for i in 0..n {
-            let levels = Levels::new(p, i, self.bits);
-            for j in 0..k {
-                if let Some((b, pw, v)) = levels.best(p, i, j, self.power) {
-                    choice[i * k + j] = (b, pw);
-                    if v > 0.0 {
-                        w[i * k + j] = v;
-                        reason[i] = Exclusion::NoResourceBlock;
-                    } else if reason[i] == Exclusion::Infeasible {
+            let l = Levels::new(p, i, self.bits);
+            let row = &mut w[i * k..(i + 1) * k];
+            l.values_into(p, i, self.power, row, &mut level);
+            for v in row.iter_mut() {
+                if *v > 0.0 {
+                    reason[i] = Exclusion::NoResourceBlock;
+                } else {
+                    if *v > f64::NEG_INFINITY && reason[i] == Exclusion::Infeasible {
                         reason[i] = Exclusion::NotWorthwhile;
                     }
+                    *v = 0.0;
                 }
             }
+            levels.push(l);
         }
         let mut d = Decision { iterations: 1, ..Default::default() };
         for (i, j) in max_weight(n, k, &w) {
-            let (b, pw) = choice[i * k + j];
-            d.assignments.push(p.price(i, j, b, pw));
+            // Re-derive the matched pair's bits and power (cheap: <= K pairs).
+            if let Some((b, pw, _)) = levels[i].best(p, i, j, self.power) {
+                d.assignments.push(p.price(i, j, b, pw));
+            }
         }
         d.finish(p, |i| reason[i])
     }

@@ -9,15 +9,15 @@ mod bcd;
 mod exact;
 mod fixed;
 pub mod model;
-mod pairwise;
+pub mod pairwise;
 mod random_rb;
 
 pub use assign::{max_weight, min_weight_perfect_with_virtual};
 pub use bcd::{Bcd, sca_power};
 pub use exact::Enumerate;
 pub use fixed::Fixed;
-pub use random_rb::RandomRb;
 pub use model::{Candidate, Problem};
+pub use random_rb::RandomRb;
 
 use crate::device::DeviceId;
 use crate::sim::rng::Rng;
@@ -172,8 +172,9 @@ pub fn solve_file(path: &std::path::Path, name: &str, seed: u64) -> crate::Resul
         .map_err(|e| Error::Input(format!("{}: field `{}`: {}", path.display(), e.path(), e.inner())))?;
     p.check().map_err(|m| Error::Input(format!("{}: {m}", path.display())))?;
     let cfg = crate::config::AllocatorConfig { name: name.to_string(), ..Default::default() };
-    let mut a = allocator_from(name, &cfg)
-        .ok_or_else(|| Error::Input(format!("unknown allocator `{name}`; allowed: {}", allocator_names().join(", "))))?;
+    let mut a = allocator_from(name, &cfg).ok_or_else(|| {
+        Error::Input(format!("unknown allocator `{name}`; allowed: {}", allocator_names().join(", ")))
+    })?;
     let mut rng = crate::sim::rng::stream(seed, "allocator", 0);
     let d = a.decide(&p, &mut rng);
     d.check(&p).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;

@@ -125,7 +125,9 @@ impl Problem {
         if self.rb_count == 0 {
             return Err("field `rb_count`: must be at least 1".into());
         }
-        for (name, v) in [("rb_bandwidth_hz", self.rb_bandwidth_hz), ("noise_w", self.noise_w), ("deadline_s", self.deadline_s)] {
+        for (name, v) in
+            [("rb_bandwidth_hz", self.rb_bandwidth_hz), ("noise_w", self.noise_w), ("deadline_s", self.deadline_s)]
+        {
             if !pos(v) {
                 return Err(format!("field `{name}` = {v}: must be a finite number > 0"));
             }
@@ -134,14 +136,21 @@ impl Problem {
             return Err("field `iterations`: must be at least 1".into());
         }
         if !(1..=16).contains(&self.bits_min) || !(1..=16).contains(&self.bits_max) || self.bits_min > self.bits_max {
-            return Err(format!("fields `bits_min`..`bits_max` = {}..{}: bits in 1..=16, min <= max", self.bits_min, self.bits_max));
+            return Err(format!(
+                "fields `bits_min`..`bits_max` = {}..{}: bits in 1..=16, min <= max",
+                self.bits_min, self.bits_max
+            ));
         }
         if !(self.weight_j.is_finite() && self.weight_j >= 0.0) {
             return Err(format!("field `weight_j` = {}: must be a finite number >= 0", self.weight_j));
         }
         for (i, c) in self.candidates.iter().enumerate() {
             if c.gains.len() != self.rb_count {
-                return Err(format!("candidates[{i}].gains: {} values, expected rb_count = {}", c.gains.len(), self.rb_count));
+                return Err(format!(
+                    "candidates[{i}].gains: {} values, expected rb_count = {}",
+                    c.gains.len(),
+                    self.rb_count
+                ));
             }
             if let Some(g) = c.gains.iter().find(|g| !pos(**g)) {
                 return Err(format!("candidates[{i}].gains: {g} is not a finite number > 0"));
@@ -149,7 +158,11 @@ impl Problem {
             if !pos(c.p_max_w) {
                 return Err(format!("candidates[{i}].p_max_w = {}: must be a finite number > 0", c.p_max_w));
             }
-            for (name, v) in [("data_share", c.data_share), ("fixed_time_s", c.fixed_time_s), ("compute_energy_j", c.compute_energy_j)] {
+            for (name, v) in [
+                ("data_share", c.data_share),
+                ("fixed_time_s", c.fixed_time_s),
+                ("compute_energy_j", c.compute_energy_j),
+            ] {
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(format!("candidates[{i}].{name} = {v}: must be a finite number >= 0"));
                 }

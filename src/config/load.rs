@@ -41,9 +41,8 @@ pub fn load_scenario_str(text: &str, path: &Path, overrides: &[String]) -> Resul
 
     // Pass 2: overrides, each applied to the table and re-checked.
     if !overrides.is_empty() {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-            Error::Config(vec![syntax_error(&e, file_origin(e.span()))])
-        })?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::Config(vec![syntax_error(&e, file_origin(e.span()))]))?;
         for ov in overrides {
             let (key, value) = parse_override(ov)?;
             set_path(&mut table, &key, value).map_err(|allowed| {
@@ -77,10 +76,7 @@ pub fn load_scenario_str(text: &str, path: &Path, overrides: &[String]) -> Resul
         let errs = problems
             .into_iter()
             .map(|p| {
-                let ov = overrides
-                    .iter()
-                    .rev()
-                    .find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
+                let ov = overrides.iter().rev().find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
                 let origin = match ov {
                     Some(o) => Origin::Override(o.clone()),
                     None => file_origin(span_of(text, &p.field)),
@@ -131,7 +127,12 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> std::resu
 }
 
 fn syntax_error(e: &toml::de::Error, origin: Origin) -> ConfigError {
-    ConfigError { origin, field: String::new(), value: String::new(), allowed: format!("TOML syntax: {}", e.message().trim()) }
+    ConfigError {
+        origin,
+        field: String::new(),
+        value: String::new(),
+        allowed: format!("TOML syntax: {}", e.message().trim()),
+    }
 }
 
 /// serde_path_to_error writes `?` for the root and `.` between keys.
@@ -147,7 +148,8 @@ fn explain(msg: &str) -> String {
         if let Some(rest) = msg.strip_prefix(prefix) {
             let rest = rest.split(" for key").next().unwrap_or(rest);
             let bad = rest.split('`').next().unwrap_or("");
-            let known: Vec<&str> = rest.split('`').skip(1).enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s).collect();
+            let known: Vec<&str> =
+                rest.split('`').skip(1).enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s).collect();
             let best = known
                 .iter()
                 .map(|k| (strsim::damerau_levenshtein(bad, k), *k))
@@ -155,7 +157,9 @@ fn explain(msg: &str) -> String {
                 .filter(|(d, k)| *d <= k.len().max(bad.len()) / 2 + 1);
             let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
             return match best {
-                Some((_, k)) => format!("unknown {what} `{bad}`; did you mean `{k}`? (allowed: {list})"),
+                Some((_, k)) => {
+                    format!("unknown {what} `{bad}`; did you mean `{k}`? (allowed: {list})")
+                }
                 None => format!("unknown {what} `{bad}` (allowed: {list})"),
             };
         }

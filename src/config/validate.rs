@@ -115,7 +115,11 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     );
 
     if crate::workload::vit_config(&s.model.timing).is_none() {
-        c.push("model.timing", format!("{:?}", s.model.timing), format!("one of {}", crate::workload::config_names().join(", ")));
+        c.push(
+            "model.timing",
+            format!("{:?}", s.model.timing),
+            format!("one of {}", crate::workload::config_names().join(", ")),
+        );
     }
     c.min_u("model.batch", s.model.batch as u64, 1);
 
@@ -129,7 +133,11 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
 
     let al = &s.allocator;
     if !crate::alloc::allocator_names().contains(&al.name.as_str()) {
-        c.push("allocator.name", format!("{:?}", al.name), format!("one of {}", crate::alloc::allocator_names().join(", ")));
+        c.push(
+            "allocator.name",
+            format!("{:?}", al.name),
+            format!("one of {}", crate::alloc::allocator_names().join(", ")),
+        );
     }
     if !(1..=16).contains(&al.fixed_bits) {
         c.push("allocator.fixed_bits", al.fixed_bits, "bits in 1..=16");

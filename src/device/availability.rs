@@ -98,7 +98,8 @@ mod tests {
 
     #[test]
     fn index_stays_consistent() {
-        let cfg = AvailabilityConfig { enabled: true, mean_online_s: 1.0, mean_offline_s: 1.0, dropout_probability: 0.0 };
+        let cfg =
+            AvailabilityConfig { enabled: true, mean_online_s: 1.0, mean_offline_s: 1.0, dropout_probability: 0.0 };
         let mut a = Availability::new(&cfg, 50);
         let mut rng = stream(1, "t", 0);
         for i in 0..50 {

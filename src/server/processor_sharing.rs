@@ -18,9 +18,8 @@ impl ProcessorSharing {
     /// Advances every job by the elapsed time divided among the jobs.
     fn advance(&mut self, now: SimTime) {
         let n = self.jobs.len() as u64;
-        if n > 0 {
-            let total = now.saturating_sub(self.last).0 + self.carry;
-            let each = total / n;
+        let total = now.saturating_sub(self.last).0 + self.carry;
+        if let Some(each) = total.checked_div(n) {
             self.carry = total % n;
             for (_, rem) in &mut self.jobs {
                 *rem = rem.saturating_sub(each);

@@ -81,7 +81,10 @@ impl<E> Kernel<E> {
         if self.queue.push(at, ev) {
             Ok(())
         } else {
-            Err(Error::Numeric { checkpoint: "kernel.schedule", detail: format!("event at {at} before now {}", self.now) })
+            Err(Error::Numeric {
+                checkpoint: "kernel.schedule",
+                detail: format!("event at {at} before now {}", self.now),
+            })
         }
     }
 
@@ -104,12 +107,16 @@ impl<E> Kernel<E> {
         let mut bad = None;
         let mut stop = false;
         loop {
-            let Some((t, ev)) = self.queue.pop() else { return Ok(StopReason::Drained) };
-            if t > horizon {
-                // Put it back: a later `run` may continue from here.
-                self.queue.push(t, ev);
-                return Ok(StopReason::Horizon);
+            if horizon != SimTime::MAX {
+                match self.queue.peek_time() {
+                    None => return Ok(StopReason::Drained),
+                    Some(t) if t > horizon => return Ok(StopReason::Horizon),
+                    Some(_) => {}
+                }
             }
+            let Some((t, ev)) = self.queue.pop() else {
+                return Ok(StopReason::Drained);
+            };
             self.now = t;
             self.processed += 1;
             let mut ctx = Context { now: t, queue: &mut self.queue, bad_schedule: &mut bad, stop: &mut stop };

@@ -2,8 +2,8 @@
 //! a model sees only a [`Context`] with `now()` and `schedule()`.
 
 mod kernel;
-mod queue;
 pub mod phold;
+mod queue;
 pub mod rng;
 
 pub use kernel::{Context, Kernel, Model, StopReason};

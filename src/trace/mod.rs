@@ -51,10 +51,24 @@ impl Row for RoundRow {
     fn columns() -> Vec<(&'static str, Col)> {
         use Col::*;
         vec![
-            ("round", U32), ("start_s", F64), ("end_s", F64), ("online", U64), ("candidates", U32),
-            ("scheduled", U32), ("finished", U32), ("stragglers", U32), ("failed", U32), ("energy_j", F64),
-            ("energy_cmp_j", F64), ("energy_com_j", F64), ("mean_bits", OptF64), ("objective_j", F64),
-            ("efficiency_per_j", F64), ("alloc_iterations", U32), ("alloc_wall_s", F64), ("loss", OptF64),
+            ("round", U32),
+            ("start_s", F64),
+            ("end_s", F64),
+            ("online", U64),
+            ("candidates", U32),
+            ("scheduled", U32),
+            ("finished", U32),
+            ("stragglers", U32),
+            ("failed", U32),
+            ("energy_j", F64),
+            ("energy_cmp_j", F64),
+            ("energy_com_j", F64),
+            ("mean_bits", OptF64),
+            ("objective_j", F64),
+            ("efficiency_per_j", F64),
+            ("alloc_iterations", U32),
+            ("alloc_wall_s", F64),
+            ("loss", OptF64),
             ("accuracy", OptF64),
         ]
     }
@@ -133,10 +147,27 @@ impl Row for DeviceRoundRow {
     fn columns() -> Vec<(&'static str, Col)> {
         use Col::*;
         vec![
-            ("round", U32), ("device", U32), ("rb", U32), ("distance_m", F64), ("gain", F64), ("power_w", F64),
-            ("bits", U32), ("rate_bps", F64), ("payload_bits", U64), ("t_cmp_s", F64), ("t_com_s", F64),
-            ("t_srv_s", F64), ("t_wait_s", F64), ("t_down_s", F64), ("time_s", F64), ("predicted_time_s", F64),
-            ("energy_cmp_j", F64), ("energy_com_j", F64), ("energy_j", F64), ("outcome", Str), ("cut_phase", OptStr),
+            ("round", U32),
+            ("device", U32),
+            ("rb", U32),
+            ("distance_m", F64),
+            ("gain", F64),
+            ("power_w", F64),
+            ("bits", U32),
+            ("rate_bps", F64),
+            ("payload_bits", U64),
+            ("t_cmp_s", F64),
+            ("t_com_s", F64),
+            ("t_srv_s", F64),
+            ("t_wait_s", F64),
+            ("t_down_s", F64),
+            ("time_s", F64),
+            ("predicted_time_s", F64),
+            ("energy_cmp_j", F64),
+            ("energy_com_j", F64),
+            ("energy_j", F64),
+            ("outcome", Str),
+            ("cut_phase", OptStr),
         ]
     }
     fn push(&self, c: &mut ColumnSet) {
@@ -166,8 +197,14 @@ impl Row for DeviceRow {
     fn columns() -> Vec<(&'static str, Col)> {
         use Col::*;
         vec![
-            ("device", U32), ("distance_m", F64), ("p_max_w", F64), ("gpu_freq_hz", F64), ("cores", U32),
-            ("flops_per_cycle", F64), ("samples", U64), ("shadowing_db", F64),
+            ("device", U32),
+            ("distance_m", F64),
+            ("p_max_w", F64),
+            ("gpu_freq_hz", F64),
+            ("cores", U32),
+            ("flops_per_cycle", F64),
+            ("samples", U64),
+            ("shadowing_db", F64),
         ]
     }
     fn push(&self, c: &mut ColumnSet) {

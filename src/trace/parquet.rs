@@ -75,7 +75,8 @@ impl ParquetSink {
             let set = ColumnSet::new(&cols);
             let path = dir.join(format!("{name}.parquet"));
             let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-            let w = ArrowWriter::try_new(f, set.schema(), Some(props.clone())).map_err(|e| Error::Trace(e.to_string()))?;
+            let w =
+                ArrowWriter::try_new(f, set.schema(), Some(props.clone())).map_err(|e| Error::Trace(e.to_string()))?;
             sets.push(Some(set));
             files.push(Some(w));
         }
@@ -99,7 +100,9 @@ impl ParquetSink {
     }
 
     fn push<R: Row>(&mut self, table: usize, r: &R) -> Result<()> {
-        let Some(set) = self.sets[table].as_mut() else { return Ok(()) };
+        let Some(set) = self.sets[table].as_mut() else {
+            return Ok(());
+        };
         r.push(set);
         if set.rows() >= self.row_group_rows {
             self.flush(table)?;
@@ -108,7 +111,9 @@ impl ParquetSink {
     }
 
     fn flush(&mut self, table: usize) -> Result<()> {
-        let Some(set) = self.sets[table].as_mut() else { return Ok(()) };
+        let Some(set) = self.sets[table].as_mut() else {
+            return Ok(());
+        };
         if set.rows() == 0 {
             return Ok(());
         }

@@ -66,7 +66,9 @@ impl Default for SummaryBuilder {
 impl SummaryBuilder {
     /// Records one device-round: time [s], energy [J].
     pub fn record(&mut self, time_s: f64, energy_j: f64) {
-        let clamp = |x: f64| if x.is_finite() && x > 0.0 { x.round().min(u64::MAX as f64 / 2.0) as u64 } else { 0 };
+        let clamp = |x: f64| {
+            if x.is_finite() && x > 0.0 { x.round().min(u64::MAX as f64 / 2.0) as u64 } else { 0 }
+        };
         self.time_us.saturating_record(clamp(time_s * 1e6));
         self.energy_uj.saturating_record(clamp(energy_j * 1e6));
     }
@@ -81,7 +83,9 @@ impl SummaryBuilder {
 }
 
 fn pct(h: &Histogram<u64>, scale: f64) -> Percentiles {
-    let q = |p: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(p) as f64 * scale };
+    let q = |p: f64| {
+        if h.is_empty() { 0.0 } else { h.value_at_quantile(p) as f64 * scale }
+    };
     Percentiles {
         count: h.len(),
         p50: q(0.5),

@@ -85,7 +85,9 @@ fn brute_pair(p: &Problem, i: usize, j: usize, grid: usize) -> Option<f64> {
             let r = p.rb_bandwidth_hz * (1.0 + pw * c.gains[j] / p.noise_w).log2();
             let t = u / r;
             if c.fixed_time_s + t <= p.deadline_s - 2e-9 {
-                let v = p.weight_j * c.data_share * (1.0 - 0.5f64.powi((b - p.bits_min + 1) as i32)) - c.compute_energy_j - pw * t;
+                let v = p.weight_j * c.data_share * (1.0 - 0.5f64.powi((b - p.bits_min + 1) as i32))
+                    - c.compute_energy_j
+                    - pw * t;
                 best = Some(best.map_or(v, |x: f64| x.max(v)));
                 break; // larger powers on this grid only cost more
             }
@@ -118,14 +120,19 @@ fn exact_equals_brute_force_and_bcd_never_beats_it() {
     for seed in 0..40 {
         let (n, k) = (2 + seed as usize % 4, 1 + seed as usize % 3);
         let p = random_problem(seed, n, k);
-        let vals: Vec<Vec<Option<f64>>> = (0..n).map(|i| (0..k).map(|j| brute_pair(&p, i, j, grid)).collect()).collect();
+        let vals: Vec<Vec<Option<f64>>> =
+            (0..n).map(|i| (0..k).map(|j| brute_pair(&p, i, j, grid)).collect()).collect();
         let brute = brute_matching(&vals, 0, &mut vec![false; k]);
         let exact = decide("exact", &p);
         // The grid can only be worse than the true optimum, by at most one
         // grid step of power held for the whole uplink window.
         let slack: f64 = p.candidates.iter().map(|c| c.p_max_w / grid as f64 * c.uplink_time_s).sum();
         assert!(exact.objective_j >= brute - 1e-9, "seed {seed}: exact {} < brute force {brute}", exact.objective_j);
-        assert!(exact.objective_j <= brute + slack, "seed {seed}: exact {} > brute force {brute} + {slack}", exact.objective_j);
+        assert!(
+            exact.objective_j <= brute + slack,
+            "seed {seed}: exact {} > brute force {brute} + {slack}",
+            exact.objective_j
+        );
         if exact.objective_j > 0.0 {
             exact_positive += 1;
         }
@@ -133,7 +140,12 @@ fn exact_equals_brute_force_and_bcd_never_beats_it() {
         // deadline; `nq` sends fp32, outside bits_min..=bits_max).
         for name in ["bcd", "ep", "rb"] {
             let d = decide(name, &p);
-            assert!(d.objective_j <= exact.objective_j + 1e-9, "seed {seed}: {name} {} beats exact {}", d.objective_j, exact.objective_j);
+            assert!(
+                d.objective_j <= exact.objective_j + 1e-9,
+                "seed {seed}: {name} {} beats exact {}",
+                d.objective_j,
+                exact.objective_j
+            );
         }
     }
     assert!(exact_positive > 20, "instances too easy or too hard: {exact_positive}");
@@ -197,9 +209,20 @@ fn scheduled_devices_finish_in_the_simulation() {
         sflam::run::simulate(&s, &mut sink, None, None).unwrap();
         assert!(!sink.device_rounds.is_empty(), "{name} scheduled nobody");
         for r in &sink.device_rounds {
-            assert_eq!(r.outcome, sflam::trace::Outcome::Finished, "{name}: device {} round {}: {r:?}", r.device, r.round);
+            assert_eq!(
+                r.outcome,
+                sflam::trace::Outcome::Finished,
+                "{name}: device {} round {}: {r:?}",
+                r.device,
+                r.round
+            );
             assert!(r.time_s <= s.run.deadline_s);
-            assert!((r.time_s - r.predicted_time_s).abs() < 1e-6, "{name}: predicted {} simulated {}", r.predicted_time_s, r.time_s);
+            assert!(
+                (r.time_s - r.predicted_time_s).abs() < 1e-6,
+                "{name}: predicted {} simulated {}",
+                r.predicted_time_s,
+                r.time_s
+            );
         }
     }
 }

@@ -46,13 +46,21 @@ fn run_writes_complete_output_and_resolved_scenario() {
         .output()
         .unwrap();
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    for f in ["rounds.parquet", "device_rounds.parquet", "devices.parquet", "events.parquet", "summary.json", "scenario.resolved.toml"] {
+    for f in [
+        "rounds.parquet",
+        "device_rounds.parquet",
+        "devices.parquet",
+        "events.parquet",
+        "summary.json",
+        "scenario.resolved.toml",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     assert!(!dir.path().join("run.partial").exists());
     let resolved = std::fs::read_to_string(out.join("scenario.resolved.toml")).unwrap();
     assert!(resolved.contains("# seed = 1") && resolved.contains("rounds = 3") && resolved.contains("kappa"));
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["rounds"], 3);
     for k in ["p50", "p90", "p99", "max"] {
         assert!(summary["device_round_time_s"][k].as_f64().unwrap() > 0.0);
@@ -91,7 +99,7 @@ fn dump_problems_and_allocate_offline() {
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     let file = dump.join("round-00000.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert!(v["problem"]["candidates"].as_array().unwrap().len() > 0);
+    assert!(!v["problem"]["candidates"].as_array().unwrap().is_empty());
     let out = sflam().arg("allocate").arg(&file).args(["--allocator", "fixed"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

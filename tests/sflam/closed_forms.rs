@@ -75,6 +75,11 @@ fn device_round_matches_reference_script() {
         rel(r.energy_com_j, "energy_com_j", 1e-8);
         rel(r.energy_j, "energy_j", 1e-8);
         // The allocator's prediction is the same closed form.
-        assert!((r.predicted_time_s - r.time_s).abs() < 1e-8, "{name}: predicted {} vs simulated {}", r.predicted_time_s, r.time_s);
+        assert!(
+            (r.predicted_time_s - r.time_s).abs() < 1e-8,
+            "{name}: predicted {} vs simulated {}",
+            r.predicted_time_s,
+            r.time_s
+        );
     }
 }

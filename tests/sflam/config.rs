@@ -72,7 +72,10 @@ fn impossible_values_are_caught_with_their_lines() {
         (8, "network.rb_count"),
         (10, "availability.dropout_probability"),
     ] {
-        assert!(e.contains(&format!("bad.toml:{line}:")) && e.contains(field), "{field} not reported at line {line}:\n{e}");
+        assert!(
+            e.contains(&format!("bad.toml:{line}:")) && e.contains(field),
+            "{field} not reported at line {line}:\n{e}"
+        );
     }
     assert!(e.contains("bits in 1..=16"));
     assert!(e.contains("[0, 1]"));
@@ -86,7 +89,8 @@ fn negative_distance_and_zero_deadline() {
 
 #[test]
 fn overrides_apply_and_are_checked() {
-    let s = load_scenario_str("", Path::new("x.toml"), &["network.rb_count=20".into(), "run.mode=\"sync\"".into()]).unwrap();
+    let s = load_scenario_str("", Path::new("x.toml"), &["network.rb_count=20".into(), "run.mode=\"sync\"".into()])
+        .unwrap();
     assert_eq!(s.network.rb_count, 20);
     assert_eq!(s.run.mode, sflam::config::RoundMode::Sync);
     // A bare string works too.

@@ -13,10 +13,13 @@ fn scenario(overrides: &[&str]) -> Scenario {
 }
 
 fn strip_wall(rows: &[RoundRow]) -> Vec<RoundRow> {
-    rows.iter().cloned().map(|mut r| {
-        r.alloc_wall_s = 0.0;
-        r
-    }).collect()
+    rows.iter()
+        .cloned()
+        .map(|mut r| {
+            r.alloc_wall_s = 0.0;
+            r
+        })
+        .collect()
 }
 
 fn run(s: &Scenario) -> VecSink {
@@ -54,7 +57,10 @@ fn parquet_bytes_do_not_depend_on_threads() {
             &format!("run.output_dir=\"{}\"", out.display()),
         ]);
         sflam::run::run_to_dir(&s, &Default::default()).unwrap();
-        files.push((std::fs::read(out.join("device_rounds.parquet")).unwrap(), std::fs::read(out.join("devices.parquet")).unwrap()));
+        files.push((
+            std::fs::read(out.join("device_rounds.parquet")).unwrap(),
+            std::fs::read(out.join("devices.parquet")).unwrap(),
+        ));
     }
     assert!(files.windows(2).all(|w| w[0] == w[1]));
 }

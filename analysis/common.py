@@ -1,0 +1,42 @@
+"""Shared helpers for the analysis scripts: read a run or a hive-partitioned
+sweep folder written by `sflam run` / `sflam sweep` into polars frames."""
+from pathlib import Path
+import sys
+
+import polars as pl
+
+
+def scan(folder, table):
+    """All `<table>.parquet` under `folder` as one frame, with the sweep's
+    `key=value` folder levels as columns (hive partitioning)."""
+    folder = Path(folder)
+    files = sorted(folder.rglob(f"{table}.parquet"))
+    if not files:
+        sys.exit(f"error: no {table}.parquet under {folder} (run `sflam run` or `sflam sweep` first)")
+    frames = []
+    for f in files:
+        df = pl.read_parquet(f)
+        for part in f.parent.relative_to(folder).parts:
+            if "=" in part:
+                k, v = part.split("=", 1)
+                try:
+                    val = float(v)
+                    df = df.with_columns(pl.lit(val).alias(k))
+                except ValueError:
+                    df = df.with_columns(pl.lit(v).alias(k))
+        frames.append(df)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def write_outputs(df, out_stem, title):
+    """Writes `<stem>.md` (a Markdown table) and returns its path."""
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    cols = df.columns
+    lines = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.iter_rows():
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    md = out_stem.with_suffix(".md")
+    md.write_text("\n".join(lines) + "\n")
+    return md

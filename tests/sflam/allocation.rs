@@ -231,7 +231,7 @@ fn scheduled_devices_finish_in_the_simulation() {
 fn virtual_vertex_matching_equals_rectangular_assignment() {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
     for _ in 0..50 {
-        let (n, k) = (rng.random_range(1..9), rng.random_range(1..6));
+        let (n, k) = (rng.random_range(1..40), rng.random_range(1..7));
         let w: Vec<f64> = (0..n * k).map(|_| rng.random_range(-1.0..5.0)).collect();
         let total = |v: &[(usize, usize)]| v.iter().map(|&(r, c)| w[r * k + c]).sum::<f64>();
         let a = sflam::alloc::max_weight(n, k, &w);

@@ -310,13 +310,11 @@ pub struct QuantizationConfig {
     pub bits_min: u32,
     /// Largest bit width [bit]. Default 16 (C).
     pub bits_max: u32,
-    /// Quantize the downlink gradient too (otherwise fp32). Default false.
-    pub quantize_downlink: bool,
 }
 
 impl Default for QuantizationConfig {
     fn default() -> Self {
-        QuantizationConfig { bits_min: 4, bits_max: 16, quantize_downlink: false }
+        QuantizationConfig { bits_min: 4, bits_max: 16 }
     }
 }
 

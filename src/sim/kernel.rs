@@ -46,6 +46,13 @@ impl<E> Context<'_, E> {
 pub trait Model {
     type Event;
     fn handle(&mut self, ev: Self::Event, ctx: &mut Context<'_, Self::Event>) -> Result<()>;
+
+    /// Called with the next pending event before the current one is
+    /// handled, so a model whose state is too large for the cache can
+    /// prefetch what that event will touch. A hint: the default does
+    /// nothing, and the next event may still change.
+    #[inline]
+    fn prefetch(&self, _next: &Self::Event) {}
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +124,9 @@ impl<E> Kernel<E> {
             let Some((t, ev)) = self.queue.pop() else {
                 return Ok(StopReason::Drained);
             };
+            if let Some(next) = self.queue.peek() {
+                model.prefetch(next);
+            }
             self.now = t;
             self.processed += 1;
             let mut ctx = Context { now: t, queue: &mut self.queue, bad_schedule: &mut bad, stop: &mut stop };

@@ -107,10 +107,18 @@ impl<E> EventQueue<E> {
         let (level, digit) = (b / WAYS, b % WAYS);
         self.occupied[level][digit / 64] &= !(1 << (digit % 64));
         let mut moving = std::mem::take(&mut self.buckets[b]);
-        let min = moving.iter().map(|e| e.time).min().unwrap_or(self.last);
-        self.last = min;
-        for e in moving.drain(..) {
-            if e.time == min { self.head.push_back(e) } else { self.file(e) }
+        if level == 0 || moving.len() == 1 {
+            // A level-0 bucket holds one exact time (only the lowest digit
+            // differs from `last`, and it is the bucket's digit); a single
+            // entry is its own minimum. Either way all of it is due next.
+            self.last = moving[0].time;
+            self.head.extend(moving.drain(..));
+        } else {
+            let min = moving.iter().map(|e| e.time).min().unwrap_or(self.last);
+            self.last = min;
+            for e in moving.drain(..) {
+                if e.time == min { self.head.push_back(e) } else { self.file(e) }
+            }
         }
         // Keep the allocation of the drained bucket for reuse.
         self.buckets[b] = moving;
@@ -125,6 +133,14 @@ impl<E> EventQueue<E> {
             }
         }
         None
+    }
+
+    /// The earliest pending event, without removing it.
+    pub fn peek(&mut self) -> Option<&E> {
+        if self.head.is_empty() {
+            self.refill();
+        }
+        self.head.front().map(|e| &e.ev)
     }
 
     /// Time of the earliest pending event, without removing it.

@@ -28,7 +28,7 @@ fn row(i: u32) -> DeviceRoundRow {
         energy_cmp_j: 3.0,
         energy_com_j: 0.2,
         energy_j: 3.2,
-        outcome: if i % 10 == 0 { Outcome::Straggler } else { Outcome::Finished },
+        outcome: if i.is_multiple_of(10) { Outcome::Straggler } else { Outcome::Finished },
         cut_phase: None,
     }
 }

@@ -35,10 +35,14 @@ pub struct EventQueue<E> {
     buckets: Vec<Vec<Entry<E>>>,
     /// Non-empty buckets, one bit each, per level.
     occupied: [[u64; WAYS / 64]; LEVELS],
-    /// Events at exactly `last`, in insertion order.
+    /// Events at or before `last`, sorted by time, FIFO among equal times.
+    /// (Before `last` only when a push lands between the last pop and a
+    /// `peek` that refilled ahead.)
     head: VecDeque<Entry<E>>,
-    /// The time of the last pop [ns]: nothing earlier may be pushed.
+    /// The radix base: every bucketed event is later than it.
     last: u64,
+    /// The time of the last pop [ns]: nothing earlier may be pushed.
+    floor: u64,
     len: usize,
 }
 
@@ -55,6 +59,7 @@ impl<E> EventQueue<E> {
             occupied: [[0; WAYS / 64]; LEVELS],
             head: VecDeque::new(),
             last: 0,
+            floor: 0,
             len: 0,
         }
     }
@@ -74,15 +79,20 @@ impl<E> EventQueue<E> {
     /// in the model instead of reordering history.
     #[inline]
     pub fn push(&mut self, at: SimTime, ev: E) -> bool {
-        if at.0 < self.last {
+        if at.0 < self.floor {
             return false;
         }
         self.len += 1;
         let e = Entry { time: at.0, ev };
-        if at.0 == self.last {
-            self.head.push_back(e)
+        if at.0 > self.last {
+            self.file(e);
+        } else if self.head.back().is_none_or(|b| b.time <= at.0) {
+            self.head.push_back(e);
         } else {
-            self.file(e)
+            // Earlier than `last` after a look-ahead refill: keep `head`
+            // sorted, after the events of equal time.
+            let i = self.head.partition_point(|h| h.time <= at.0);
+            self.head.insert(i, e);
         }
         true
     }
@@ -95,6 +105,7 @@ impl<E> EventQueue<E> {
         }
         let e = self.head.pop_front()?;
         self.len -= 1;
+        self.floor = e.time;
         Some((SimTime(e.time), e.ev))
     }
 
@@ -197,6 +208,10 @@ mod tests {
         let mut reference: Vec<(u64, u64)> = Vec::new(); // (time, seq)
         let (mut seq, mut now) = (0u64, 0u64);
         for _ in 0..20_000 {
+            if rng.random_bool(0.2) {
+                // A look-ahead must not stop pushes before the peeked time.
+                let _ = q.peek();
+            }
             if rng.random_bool(0.55) {
                 let bits: u32 = rng.random_range(1..40);
                 let t = now + if rng.random_bool(0.3) { 0 } else { rng.random_range(0..1u64 << bits) };
@@ -216,5 +231,21 @@ mod tests {
             assert_eq!((t.0, s), want);
         }
         assert!(q.pop().is_none());
+    }
+
+    #[test]
+    fn look_ahead_allows_earlier_pushes() {
+        let mut q = EventQueue::new();
+        q.push(SimTime(5), 0u32);
+        q.push(SimTime(300), 1);
+        assert_eq!(q.pop(), Some((SimTime(5), 0)));
+        assert_eq!(q.peek(), Some(&1)); // refills ahead: the base moves to 300
+        q.push(SimTime(250), 2);
+        q.push(SimTime(200), 3);
+        q.push(SimTime(250), 4);
+        q.push(SimTime(1000), 5);
+        let got: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        let want = [(200, 3), (250, 2), (250, 4), (300, 1), (1000, 5)];
+        assert_eq!(got, want.iter().map(|&(t, e)| (SimTime(t), e)).collect::<Vec<_>>());
     }
 }

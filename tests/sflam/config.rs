@@ -112,3 +112,14 @@ fn resolved_scenario_round_trips() {
     let back = load_scenario_str(&text, Path::new("resolved.toml"), &[]).unwrap();
     assert_eq!(back, s);
 }
+
+#[test]
+fn readme_documents_every_scenario_key() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let table: toml::Table = toml::from_str(&toml::to_string(&Scenario::default()).unwrap()).unwrap();
+    for (section, v) in &table {
+        for key in v.as_table().unwrap().keys() {
+            assert!(readme.contains(&format!("`{section}.{key}`")), "README lacks `{section}.{key}`");
+        }
+    }
+}

@@ -5,4 +5,5 @@ mod cli;
 mod closed_forms;
 mod config;
 mod determinism;
+mod quantization;
 mod workload;

@@ -63,38 +63,38 @@ pub fn quantize_pack(a: &[f32], bits: u32, key: u64) -> Result<Vec<u8>> {
     let delta = (hi - lo) / levels;
     let inv = if delta > 0.0 { 1.0 / delta } else { 0.0 };
     let total_bits = payload_bits(a.len() as u64, bits);
-    let mut out = Vec::with_capacity(wire_bytes(total_bits) as usize);
-    out.extend_from_slice(&lo.to_le_bytes());
-    out.extend_from_slice(&hi.to_le_bytes());
+    let mut out = vec![0u8; wire_bytes(total_bits) as usize];
+    out[..4].copy_from_slice(&lo.to_le_bytes());
+    out[4..8].copy_from_slice(&hi.to_le_bytes());
+    let body = &mut out[8..];
     let width = bits + 1;
     let max_k = (1u32 << bits) - 1;
-    let (mut acc, mut filled) = (0u64, 0u32);
-    let mut rnd = 0u64;
-    for (i, &x) in a.iter().enumerate() {
+    // Bit writer: at most 31 pending bits + 17 new ones fit in a u64.
+    let (mut acc, mut filled, mut at) = (0u64, 0u32, 0usize);
+    for (pair, xs) in a.chunks(2).enumerate() {
         // 32 random bits per element: one SplitMix64 call serves two.
-        if i % 2 == 0 {
-            rnd = splitmix(key ^ (i as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93));
-        }
-        let u = ((rnd >> ((i % 2) * 32)) & 0xFFFF_FFFF) as f32 * (1.0 / 4_294_967_296.0);
-        let pos = (x.abs() - lo) * inv;
-        let k0 = pos.floor();
-        // Up with probability pos - k0: unbiased.
-        let k = ((k0 as u32) + ((u < pos - k0) as u32)).min(max_k);
-        let code = ((x.is_sign_negative() as u64) | ((k as u64) << 1)) & ((1u64 << width) - 1);
-        acc |= code << filled;
-        filled += width;
-        if filled >= 32 {
-            out.extend_from_slice(&(acc as u32).to_le_bytes());
-            acc >>= 32;
-            filled -= 32;
+        let rnd = splitmix(key ^ ((2 * pair) as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93));
+        for (j, &x) in xs.iter().enumerate() {
+            let u = (rnd >> (32 * j)) as u32 as f32 * (1.0 / 4_294_967_296.0);
+            // pos >= 0 because |x| >= lo; the cast truncates = floors.
+            let pos = (x.abs() - lo) * inv;
+            let k0 = pos as u32;
+            // Up with probability pos - k0: unbiased.
+            let k = (k0 + (u < pos - k0 as f32) as u32).min(max_k);
+            acc |= ((x.to_bits() >> 31) as u64 | ((k as u64) << 1)) << filled;
+            filled += width;
+            if filled >= 32 {
+                body[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                at += 4;
+                acc >>= 32;
+                filled -= 32;
+            }
         }
     }
-    while filled > 0 {
-        out.push(acc as u8);
+    for b in body[at..].iter_mut() {
+        *b = acc as u8;
         acc >>= 8;
-        filled = filled.saturating_sub(8);
     }
-    debug_assert_eq!(out.len() as u64, wire_bytes(total_bits));
     Ok(out)
 }
 

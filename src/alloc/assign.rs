@@ -1,6 +1,15 @@
 //! Assignment of candidates to resource blocks through the `lsap` crate
 //! (a port of SciPy's `linear_sum_assignment`).
 
+/// A uniformly random matching of min(n, K) candidates to distinct RBs, as
+/// (candidate, RB) pairs: the `fixed` and `rb` policies.
+pub fn random_matching(n: usize, k: usize, rng: &mut crate::sim::rng::Rng) -> Vec<(usize, usize)> {
+    let m = n.min(k);
+    let chosen = rand::seq::index::sample(rng, n, m).into_vec();
+    let rbs = rand::seq::index::sample(rng, k, m).into_vec();
+    chosen.into_iter().zip(rbs).collect()
+}
+
 /// Maximum-weight assignment on an `n x k` row-major weight matrix; pairs
 /// with weight <= 0 are dropped (leaving a device out is worth 0). Returns
 /// `(row, col)` pairs sorted by row.

@@ -1,6 +1,6 @@
+use super::assign::random_matching;
 use super::{Allocator, Decision, Exclusion, Problem};
 use crate::sim::rng::Rng;
-use rand::seq::index::sample;
 
 /// The simplest policy: up to K random candidates on random RBs, each at
 /// p_max with fixed bits. Devices that then miss the deadline become
@@ -12,12 +12,8 @@ pub struct Fixed {
 
 impl Allocator for Fixed {
     fn decide(&mut self, p: &Problem, rng: &mut Rng) -> Decision {
-        let n = p.candidates.len();
-        let m = n.min(p.rb_count);
-        let chosen = sample(rng, n, m).into_vec();
-        let rbs = sample(rng, p.rb_count, m).into_vec();
         let mut d = Decision { iterations: 1, ..Default::default() };
-        for (cand, k) in chosen.into_iter().zip(rbs) {
+        for (cand, k) in random_matching(p.candidates.len(), p.rb_count, rng) {
             let pw = p.candidates[cand].p_max_w;
             d.assignments.push(p.price(cand, k, self.bits, pw));
         }

@@ -1,21 +1,17 @@
 //! `rb` — random RB assignment, power and bits optimized (a baseline of
 //! the paper).
 
+use super::assign::random_matching;
 use super::pairwise::{BitsRule, Levels, PowerRule};
 use super::{Allocator, Decision, Exclusion, Problem};
 use crate::sim::rng::Rng;
-use rand::seq::index::sample;
 
 pub struct RandomRb;
 
 impl Allocator for RandomRb {
     fn decide(&mut self, p: &Problem, rng: &mut Rng) -> Decision {
-        let n = p.candidates.len();
-        let m = n.min(p.rb_count);
-        let chosen = sample(rng, n, m).into_vec();
-        let rbs = sample(rng, p.rb_count, m).into_vec();
         let mut d = Decision { iterations: 1, ..Default::default() };
-        for (i, k) in chosen.into_iter().zip(rbs) {
+        for (i, k) in random_matching(p.candidates.len(), p.rb_count, rng) {
             let levels = Levels::new(p, i, BitsRule::Search);
             match levels.best(p, i, k, PowerRule::MinFeasible) {
                 Some((b, pw, v)) if v > 0.0 => d.assignments.push(p.price(i, k, b, pw)),

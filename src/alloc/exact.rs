@@ -39,9 +39,9 @@ impl Allocator for Enumerate {
         let mut reason = vec![Exclusion::Infeasible; n];
         let mut levels = Vec::with_capacity(n);
         for i in 0..n {
-            let l = Levels::new(p, i, self.bits);
+            let l = Levels::new(p, i, self.bits, self.power);
             let row = &mut w[i * k..(i + 1) * k];
-            l.values_into(p, i, self.power, row, &mut level);
+            l.values_into(p, i, row, &mut level);
             for v in row.iter_mut() {
                 if *v > 0.0 {
                     reason[i] = Exclusion::NoResourceBlock;
@@ -57,7 +57,7 @@ impl Allocator for Enumerate {
         let mut d = Decision { iterations: 1, ..Default::default() };
         for (i, j) in max_weight(n, k, &w) {
             // Re-derive the matched pair's bits and power (cheap: <= K pairs).
-            if let Some((b, pw, _)) = levels[i].best(p, i, j, self.power) {
+            if let Some((b, pw, _)) = levels[i].best(p, i, j) {
                 d.assignments.push(p.price(i, j, b, pw));
             }
         }

@@ -8,7 +8,7 @@
 
 use crate::alloc::{Allocator, Candidate, Decision, Problem};
 use crate::config::{FadingKind, RoundMode, Scenario};
-use crate::device::{Availability, DeviceId, Mobility, Population};
+use crate::device::{Availability, DeviceId, Mobility, Population, compute_time_s};
 use crate::error::{Error, Result};
 use crate::net::{PathLoss, large_scale_gain, noise_w, path_loss_from};
 use crate::quant::{fp32_bits, payload_bits};
@@ -267,9 +267,9 @@ impl<'s> Engine<'s> {
         let down_s = if net.downlink { fp32_bits(act) as f64 / net.downlink_rate_bps } else { 0.0 };
         Ok(CandidateTimes {
             dur: Durations {
-                fwd: ns(b * w.device_fwd_flops / fps, "device.forward_time")?,
-                bwd: ns(b * (w.device_train_flops - w.device_fwd_flops) / fps, "device.backward_time")?,
-                srv: ns(b * w.server_train_flops / self.server_flops_per_s, "server.service_time")?,
+                fwd: ns(compute_time_s(b * w.device_fwd_flops, fps), "device.forward_time")?,
+                bwd: ns(compute_time_s(b * (w.device_train_flops - w.device_fwd_flops), fps), "device.backward_time")?,
+                srv: ns(compute_time_s(b * w.server_train_flops, self.server_flops_per_s), "server.service_time")?,
                 down: ns(down_s, "downlink.time")?,
                 up: SimTime::ZERO,
                 model_up: SimTime::ZERO,

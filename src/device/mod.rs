@@ -102,7 +102,8 @@ impl Population {
     }
 }
 
-/// Eq. 9: time to compute `flops` [FLOP] at `flops_per_s` [FLOP/s] [s].
+/// Eq. 9 (device) and eq. 11 (server): time to compute `flops` [FLOP] at
+/// `flops_per_s` [FLOP/s] [s].
 #[inline]
 pub fn compute_time_s(flops: f64, flops_per_s: f64) -> f64 {
     flops / flops_per_s

@@ -146,20 +146,22 @@ impl<E> EventQueue<E> {
         None
     }
 
-    /// The earliest pending event, without removing it.
-    pub fn peek(&mut self) -> Option<&E> {
+    /// The earliest pending entry; refills `head` when it is empty.
+    fn front(&mut self) -> Option<&Entry<E>> {
         if self.head.is_empty() {
             self.refill();
         }
-        self.head.front().map(|e| &e.ev)
+        self.head.front()
+    }
+
+    /// The earliest pending event, without removing it.
+    pub fn peek(&mut self) -> Option<&E> {
+        self.front().map(|e| &e.ev)
     }
 
     /// Time of the earliest pending event, without removing it.
     pub fn peek_time(&mut self) -> Option<SimTime> {
-        if self.head.is_empty() {
-            self.refill();
-        }
-        self.head.front().map(|e| SimTime(e.time))
+        self.front().map(|e| SimTime(e.time))
     }
 
     pub fn len(&self) -> usize {

@@ -120,6 +120,21 @@ struct Participant {
     outcome: Option<(Outcome, SimTime)>,
 }
 
+impl Participant {
+    /// The phase after the current one; `Done` after the last.
+    fn next_phase(&self, iterations: u32) -> Phase {
+        match self.phase {
+            Phase::Forward => Phase::Uplink,
+            Phase::Uplink => Phase::Server,
+            Phase::Server if self.dur.down > SimTime::ZERO => Phase::Downlink,
+            Phase::Server | Phase::Downlink => Phase::Backward,
+            Phase::Backward if self.iter + 1 < iterations => Phase::Forward,
+            Phase::Backward if self.dur.model_up > SimTime::ZERO => Phase::ModelUpload,
+            Phase::Backward | Phase::ModelUpload | Phase::Done => Phase::Done,
+        }
+    }
+}
+
 /// Per-candidate quantities the round needs (fixed for the round).
 struct CandidateTimes {
     dur: Durations,
@@ -468,17 +483,10 @@ impl<'s> Engine<'s> {
         }
         self.book(i, now);
         let p = &self.parts[i];
-        let iters = self.s.run.iterations;
-        let next = match p.phase {
-            Phase::Forward => Phase::Uplink,
-            Phase::Uplink => Phase::Server,
-            Phase::Server if p.dur.down > SimTime::ZERO => Phase::Downlink,
-            Phase::Server | Phase::Downlink => Phase::Backward,
-            Phase::Backward if p.iter + 1 < iters => Phase::Forward,
-            Phase::Backward if p.dur.model_up > SimTime::ZERO => Phase::ModelUpload,
-            Phase::Backward | Phase::ModelUpload => Phase::Done,
-            Phase::Done => return Ok(()),
-        };
+        if p.phase == Phase::Done {
+            return Ok(());
+        }
+        let next = p.next_phase(self.s.run.iterations);
         if p.phase == Phase::Backward && next == Phase::Forward {
             self.parts[i].iter += 1;
         }
@@ -513,11 +521,7 @@ impl<'s> Engine<'s> {
         for i in 0..self.parts.len() {
             let p = &self.parts[i];
             if p.outcome.is_none() {
-                let last = match p.phase {
-                    Phase::ModelUpload => true,
-                    Phase::Backward => p.iter + 1 >= self.s.run.iterations && p.dur.model_up == SimTime::ZERO,
-                    _ => false,
-                };
+                let last = p.next_phase(self.s.run.iterations) == Phase::Done;
                 let end = p.phase_end;
                 if last && end <= now {
                     self.book(i, end);

@@ -28,8 +28,9 @@ def scan(folder, table):
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def write_outputs(df, out_stem, title):
-    """Writes `<stem>.md` (a Markdown table) and returns its path."""
+def write_outputs(df, fig, out_stem, title):
+    """Writes `<stem>.md` (the table of `df`, in Markdown) and `<stem>.png`
+    (the matplotlib figure `fig`), and says so."""
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     cols = df.columns
@@ -39,4 +40,7 @@ def write_outputs(df, out_stem, title):
         lines.append("| " + " | ".join(cells) + " |")
     md = out_stem.with_suffix(".md")
     md.write_text("\n".join(lines) + "\n")
-    return md
+    fig.tight_layout()
+    png = out_stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    print(f"wrote {md} and {png}")

@@ -35,7 +35,6 @@ def main():
         )
         .sort(["allocator.name", "run.deadline_s"])
     )
-    md = write_outputs(t, out / "fig4", "Fig. 4: allocators against the deadline T_max")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for name, g in t.group_by("allocator.name", maintain_order=True):
         name = name[0]
@@ -48,10 +47,7 @@ def main():
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    png = out / "fig4.png"
-    fig.savefig(png, dpi=120)
-    print(f"wrote {md} and {png}")
+    write_outputs(t, fig, out / "fig4", "Fig. 4: allocators against the deadline T_max")
 
 
 if __name__ == "__main__":

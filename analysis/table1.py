@@ -27,7 +27,6 @@ def main():
     df = df.with_columns(
         pl.col("model").replace_strict({k: v[2] for k, v in PAPER.items()}, default=None, return_dtype=pl.Float64).alias("paper_memory_mib")
     )
-    md = write_outputs(df, out / "table1", "Table I: device side of the split (batch 64, fp32)")
     paper = df.filter(pl.col("model").is_in(list(PAPER)))
     fig, ax = plt.subplots(figsize=(7, 4))
     x = range(paper.height)
@@ -36,10 +35,7 @@ def main():
     ax.set_xticks(list(x), paper["model"].to_list())
     ax.set_ylabel("device memory [MiB]")
     ax.legend()
-    fig.tight_layout()
-    png = out / "table1.png"
-    fig.savefig(png, dpi=120)
-    print(f"wrote {md} and {png}")
+    write_outputs(df, fig, out / "table1", "Table I: device side of the split (batch 64, fp32)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ pub mod server;
 pub mod sim;
 pub mod sweep;
 pub mod trace;
+pub mod train;
 pub mod units;
 pub mod workload;
 

@@ -79,6 +79,24 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Train the scenario's framework without the network simulation
+    /// (`[training]`), writing rounds.parquet with loss and accuracy.
+    Train {
+        scenario: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output folder (overrides run.output_dir).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Continue from the last checkpoint in the output folder.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many rounds in all, with a checkpoint to resume from.
+        #[arg(long, value_name = "ROUNDS")]
+        stop_after: Option<u32>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Solve one allocation problem (a `--dump-problems` file) offline.
     Allocate {
         problem: PathBuf,
@@ -168,6 +186,37 @@ fn real_main() -> Result<(), sflam::Error> {
             };
             let dirs = sflam::sweep::run_sweep(&scenario, &set, &axes, &output, &opts)?;
             println!("{} points written under {}", dirs.len(), output.display());
+        }
+        Cmd::Train { scenario, set, output, resume, stop_after, quiet } => {
+            let s = load_scenario(&scenario, &set)?;
+            let out = output.unwrap_or_else(|| s.output_dir());
+            let opts = sflam::train::TrainOptions {
+                resume,
+                stop_after,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let r = sflam::train::train_to_dir(&s, &out, &opts)?;
+            for row in &r.rows {
+                if let Some(a) = row.accuracy {
+                    println!(
+                        "round {:>4}  train loss {:.4}  test loss {:.4}  accuracy {:.4}  ({:.1} s)",
+                        row.round,
+                        row.train_loss.unwrap_or(f64::NAN),
+                        row.test_loss.unwrap_or(f64::NAN),
+                        a,
+                        row.wall_s
+                    );
+                }
+            }
+            println!(
+                "{}: {} {} on {:?}, {} rounds; output: {}",
+                s.run.name,
+                s.training.model,
+                serde_json::to_string(&s.training.framework).unwrap_or_default().trim_matches('"'),
+                s.training.dataset,
+                r.rows.len(),
+                r.dir.display()
+            );
         }
         Cmd::Allocate { problem, allocator, seed } => {
             let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;

@@ -37,17 +37,111 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A 32-bit integer hash (Wellons' "lowbias32"): the per-element random
+/// draw, counter-based so that it vectorizes (SIMD lanes hash
+/// consecutive indices) and needs no generator state.
+#[inline(always)]
+fn hash32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// Elements per block: codes are computed for a block into a stack buffer,
+/// then packed 8 at a time (8 codes of W bits are exactly W bytes).
+const BLOCK: usize = 64;
+
+/// The grid of one message.
+#[derive(Clone, Copy)]
+struct Grid {
+    lo: f32,
+    inv: f32,
+    max_k: u32,
+    seed: u32,
+}
+
+/// Codes `sign | k << 1` of a block starting at element `base`.
+/// k = floor(pos) + 1 with probability frac(pos), so E[level] = pos.
+#[inline(always)]
+fn codes(a: &[f32], base: u32, g: Grid, out: &mut [u32; BLOCK]) {
+    for (j, (&x, o)) in a.iter().zip(out.iter_mut()).enumerate() {
+        let u = (hash32(base.wrapping_add(j as u32) ^ g.seed) >> 8) as f32 * (1.0 / 16_777_216.0);
+        let bits = x.to_bits();
+        // pos in [0, 2^b - 1] because lo <= |x| <= hi; i32 is wide enough.
+        let pos = (f32::from_bits(bits & 0x7fff_ffff) - g.lo) * g.inv;
+        let k0 = pos as i32 as u32;
+        let k = (k0 + (u < pos - k0 as f32) as u32).min(g.max_k);
+        *o = (bits >> 31) | (k << 1);
+    }
+}
+
+/// Packs whole blocks at W = bits + 1 <= 16 bits per code.
+#[inline(always)]
+fn pack_blocks<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
+    let mut buf = [0u32; BLOCK];
+    for (bi, (xs, dst)) in a.chunks_exact(BLOCK).zip(body.chunks_exact_mut(BLOCK / 8 * W)).enumerate() {
+        codes(xs, (bi * BLOCK) as u32, g, &mut buf);
+        for (c8, d) in buf.chunks_exact(8).zip(dst.chunks_exact_mut(W)) {
+            let mut acc = 0u128;
+            for (i, &c) in c8.iter().enumerate() {
+                acc |= (c as u128) << (i * W);
+            }
+            d.copy_from_slice(&acc.to_le_bytes()[..W]);
+        }
+    }
+}
+
+/// The same, compiled for AVX2 (the baseline x86-64 target has no
+/// 32-bit vector multiply); chosen at run time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn pack_blocks_avx2<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
+    pack_blocks::<W>(a, g, body)
+}
+
+fn pack_blocks_dispatch<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the features were just detected on this CPU.
+        return unsafe { pack_blocks_avx2::<W>(a, g, body) };
+    }
+    pack_blocks::<W>(a, g, body)
+}
+
 /// Quantizes `a` at `bits` (1..=16) with stochastic rounding keyed by
 /// `key`, and packs it: `[a_min: f32 LE][a_max: f32 LE]` then, per element,
 /// the sign bit followed by the b-bit level index, least significant bit
 /// first. Errors on non-finite input or bits outside 1..=16.
 pub fn quantize_pack(a: &[f32], bits: u32, key: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    quantize_pack_into(a, bits, key, &mut out)?;
+    Ok(out)
+}
+
+/// [`quantize_pack`] into a reused buffer (resized to the message length).
+pub fn quantize_pack_into(a: &[f32], bits: u32, key: u64, out: &mut Vec<u8>) -> Result<()> {
     if !(1..=16).contains(&bits) {
         return Err(Error::Input(format!("quantization bits {bits}: allowed 1..=16")));
     }
-    let (mut lo, mut hi) = (f32::INFINITY, 0f32);
-    let mut finite = true;
-    for &x in a {
+    // Lane-wise bounds and a non-finite flag (exponent all ones), so the
+    // scan vectorizes.
+    let (mut lo8, mut hi8, mut bad8) = ([f32::INFINITY; 8], [0f32; 8], [0u32; 8]);
+    let chunks = a.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            let b = c[i].to_bits() & 0x7fff_ffff;
+            bad8[i] |= (b >= 0x7f80_0000) as u32;
+            let m = f32::from_bits(b);
+            lo8[i] = lo8[i].min(m);
+            hi8[i] = hi8[i].max(m);
+        }
+    }
+    let (mut lo, mut hi) = (lo8.iter().fold(f32::INFINITY, |x, &y| x.min(y)), hi8.iter().fold(0f32, |x, &y| x.max(y)));
+    let mut finite = bad8.iter().all(|&b| b == 0);
+    for &x in tail {
         let m = x.abs();
         finite &= m.is_finite();
         lo = lo.min(m);
@@ -63,39 +157,51 @@ pub fn quantize_pack(a: &[f32], bits: u32, key: u64) -> Result<Vec<u8>> {
     let delta = (hi - lo) / levels;
     let inv = if delta > 0.0 { 1.0 / delta } else { 0.0 };
     let total_bits = payload_bits(a.len() as u64, bits);
-    let mut out = vec![0u8; wire_bytes(total_bits) as usize];
+    out.clear();
+    out.resize(wire_bytes(total_bits) as usize, 0);
     out[..4].copy_from_slice(&lo.to_le_bytes());
     out[4..8].copy_from_slice(&hi.to_le_bytes());
+    let g = Grid { lo, inv, max_k: (1u32 << bits) - 1, seed: splitmix(key) as u32 };
+    let width = (bits + 1) as usize;
     let body = &mut out[8..];
-    let width = bits + 1;
-    let max_k = (1u32 << bits) - 1;
-    // Bit writer: at most 31 pending bits + 17 new ones fit in a u64.
-    let (mut acc, mut filled, mut at) = (0u64, 0u32, 0usize);
-    for (pair, xs) in a.chunks(2).enumerate() {
-        // 32 random bits per element: one SplitMix64 call serves two.
-        let rnd = splitmix(key ^ ((2 * pair) as u64).wrapping_mul(0xD2B7_4407_B1CE_6E93));
-        for (j, &x) in xs.iter().enumerate() {
-            let u = (rnd >> (32 * j)) as u32 as f32 * (1.0 / 4_294_967_296.0);
-            // pos >= 0 because |x| >= lo; the cast truncates = floors.
-            let pos = (x.abs() - lo) * inv;
-            let k0 = pos as u32;
-            // Up with probability pos - k0: unbiased.
-            let k = (k0 + (u < pos - k0 as f32) as u32).min(max_k);
-            acc |= ((x.to_bits() >> 31) as u64 | ((k as u64) << 1)) << filled;
-            filled += width;
-            if filled >= 32 {
-                body[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
-                at += 4;
-                acc >>= 32;
-                filled -= 32;
+    let whole = a.len() / BLOCK * BLOCK;
+    let (head, rest) = a.split_at(whole);
+    macro_rules! by_width {
+        ($($w:literal)*) => {
+            match width {
+                $($w => pack_blocks_dispatch::<$w>(head, g, body),)*
+                _ => pack_bits(head, 0, width as u32, g, body, 0),
+            }
+        };
+    }
+    by_width!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    // The last partial block (and every block at 17 bits): a plain bit writer.
+    if !rest.is_empty() {
+        pack_bits(rest, whole as u32, width as u32, g, body, whole * width);
+    }
+    Ok(())
+}
+
+/// Packs `a` (elements from `base` on) bit by bit from bit `at_bit` of
+/// `body`, which must be zero there.
+fn pack_bits(a: &[f32], base: u32, width: u32, g: Grid, body: &mut [u8], at_bit: usize) {
+    let mut buf = [0u32; BLOCK];
+    let mut bit = at_bit;
+    for (bi, xs) in a.chunks(BLOCK).enumerate() {
+        codes(xs, base + (bi * BLOCK) as u32, g, &mut buf);
+        for &c in &buf[..xs.len()] {
+            let mut v = c as u64;
+            let mut left = width as usize;
+            while left > 0 {
+                let (byte, off) = (bit / 8, bit % 8);
+                let take = (8 - off).min(left);
+                body[byte] |= ((v & ((1 << take) - 1)) as u8) << off;
+                v >>= take;
+                left -= take;
+                bit += take;
             }
         }
     }
-    for b in body[at..].iter_mut() {
-        *b = acc as u8;
-        acc >>= 8;
-    }
-    Ok(out)
 }
 
 /// Unpacks a message of `elements` values at `bits` back to f32:

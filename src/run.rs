@@ -124,7 +124,8 @@ pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)>
     Ok((out, summary))
 }
 
-fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
+/// A bar of `len` rounds, or a hidden one.
+pub fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }

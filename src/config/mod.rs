@@ -340,23 +340,113 @@ impl Default for AllocatorConfig {
     }
 }
 
-/// `[training]`: the learning half. A timing-only run leaves it off.
+/// `[training]`: the learning half (SPEC section 7). `sflam train` always
+/// trains; `sflam run` trains inside the simulation when `enabled`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
-    /// Train the model inside the simulation. Default false.
+    /// Train the model inside the simulation (`sflam run`). Default false.
     pub enabled: bool,
     /// Framework: `"sflam"`, `"sfl"`, `"sl"`, `"fl"` or `"ll"`. Default `"sflam"`.
     pub framework: FrameworkKind,
+    /// The trained model, a `sflam workload` name (the timed one is
+    /// `model.timing`). Default `"vit-tiny-28"`.
+    pub model: String,
+    /// `"fashion-mnist"`, `"cifar10"`, `"cifar100"` or `"synthetic"`. Default `"fashion-mnist"`.
+    pub dataset: DatasetKind,
+    /// Data folder; empty = the default (Fashion-MNIST: Debian's
+    /// `dataset-fashion-mnist`, /usr/share/datasets/fashion-mnist). Default `""`.
+    pub data_dir: String,
+    /// Use only the first N training samples; 0 = all [samples]. Default 0.
+    pub train_samples: usize,
+    /// Evaluate on the first N test samples; 0 = all [samples]. Default 0.
+    pub eval_samples: usize,
     /// Dirichlet concentration α of the per-class partition [1]. Default 0.5 (P).
     pub dirichlet_alpha: f64,
     /// Minimum samples per device in the partition [samples]. Default 10.
     pub min_samples: u64,
+    /// Participants per round of `sflam train` (the simulation's come from
+    /// its allocator) [1]. Default 10.
+    pub participants: usize,
+    /// Training mini-batch [images]; iterations per round are `run.iterations`. Default 32.
+    pub batch: usize,
+    /// Activation bits of `sflam train` runs of `sflam` (the simulation's
+    /// come from its allocator) [bit]. Default 8.
+    pub bits: u32,
+    /// `"sgd"` or `"adam"`. Default `"sgd"` (the authors' code).
+    pub optimizer: OptimizerKind,
+    /// Learning rate [1]. Default 0.01 (authors' code).
+    pub lr: f64,
+    /// SGD momentum [1]; 0 = none. Default 0.9 (authors' code).
+    pub momentum: f64,
+    /// Evaluate every N rounds (and after the last) [rounds]. Default 1.
+    pub eval_every: u32,
+    /// Save a checkpoint every N rounds; 0 = only after the last [rounds]. Default 0.
+    pub checkpoint_every: u32,
+    /// Initial weights: empty = random (seeded); a `.bpk` checkpoint of this
+    /// model; or a `.safetensors` file with timm ViT names. Default `""`.
+    pub init: String,
+    /// `"flex"` (default) or `"ndarray"` (needs the `ndarray` cargo feature).
+    pub backend: BackendKind,
 }
 
 impl Default for TrainingConfig {
     fn default() -> Self {
-        TrainingConfig { enabled: false, framework: FrameworkKind::Sflam, dirichlet_alpha: 0.5, min_samples: 10 }
+        TrainingConfig {
+            enabled: false,
+            framework: FrameworkKind::Sflam,
+            model: "vit-tiny-28".into(),
+            dataset: DatasetKind::FashionMnist,
+            data_dir: String::new(),
+            train_samples: 0,
+            eval_samples: 0,
+            dirichlet_alpha: 0.5,
+            min_samples: 10,
+            participants: 10,
+            batch: 32,
+            bits: 8,
+            optimizer: OptimizerKind::Sgd,
+            lr: 0.01,
+            momentum: 0.9,
+            eval_every: 1,
+            checkpoint_every: 0,
+            init: String::new(),
+            backend: BackendKind::Flex,
+        }
+    }
+}
+
+pub use crate::train::data::DatasetKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+}
+
+/// The Burn backend training runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    Flex,
+    Ndarray,
+}
+
+impl BackendKind {
+    /// The Burn device of this backend, or why it is not in this build.
+    pub fn device(self) -> crate::Result<burn::tensor::Device> {
+        match self {
+            BackendKind::Flex => Ok(burn::tensor::Device::flex()),
+            #[cfg(feature = "ndarray")]
+            BackendKind::Ndarray => Ok(burn::tensor::Device::ndarray()),
+            #[cfg(not(feature = "ndarray"))]
+            BackendKind::Ndarray => Err(crate::Error::Input(
+                "training.backend = \"ndarray\": this build has no ndarray backend; \
+                 rebuild with `cargo build --release --features ndarray`, or use \"flex\""
+                    .into(),
+            )),
+        }
     }
 }
 

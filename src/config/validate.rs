@@ -149,11 +149,31 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     let t = &s.training;
     c.min_f("training.dirichlet_alpha", t.dirichlet_alpha, 0.0, true);
     c.min_u("training.min_samples", t.min_samples, 1);
-    if t.enabled {
+    if crate::workload::vit_config(&t.model).is_none() {
         c.push(
-            "training.enabled",
-            true,
-            "false in this build: real training inside the simulation is not implemented yet (timing-only runs)",
+            "training.model",
+            format!("{:?}", t.model),
+            format!("one of {}", crate::workload::config_names().join(", ")),
+        );
+    }
+    c.min_u("training.participants", t.participants as u64, 1);
+    c.min_u("training.batch", t.batch as u64, 1);
+    if !(1..=16).contains(&t.bits) {
+        c.push("training.bits", t.bits, "bits in 1..=16");
+    }
+    c.min_f("training.lr", t.lr, 0.0, true);
+    if !(0.0..1.0).contains(&t.momentum) {
+        c.push("training.momentum", t.momentum, "a number in [0, 1)");
+    }
+    c.min_u("training.eval_every", t.eval_every as u64, 1);
+    if !t.init.is_empty() && !(t.init.ends_with(".bpk") || t.init.ends_with(".safetensors")) {
+        c.push("training.init", format!("{:?}", t.init), "\"\", a .bpk checkpoint or a .safetensors file");
+    }
+    if t.enabled && s.devices.count as u64 * t.min_samples > 10_000_000 {
+        c.push(
+            "training.min_samples",
+            t.min_samples,
+            "devices.count x min_samples within the data set: train with fewer devices or samples",
         );
     }
     c.out

@@ -1,7 +1,8 @@
 //! A small columnar buffer: rows push typed values column by column; a full
 //! buffer becomes an Arrow `RecordBatch`.
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_array::types::UInt32Type;
+use arrow_array::{ArrayRef, Float64Array, ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ pub enum Col {
     OptU32,
     Str,
     OptStr,
+    /// A list of u32 per row (e.g. class counts).
+    ListU32,
 }
 
 /// A trace row type.
@@ -32,6 +35,7 @@ enum Buf {
     U64(Vec<u64>),
     F64(Vec<Option<f64>>),
     Str(Vec<Option<&'static str>>),
+    ListU32(Vec<Vec<u32>>),
 }
 
 /// Column buffers for one table.
@@ -55,6 +59,7 @@ impl ColumnSet {
                     Col::OptF64 => (DataType::Float64, true),
                     Col::Str => (DataType::Utf8, false),
                     Col::OptStr => (DataType::Utf8, true),
+                    Col::ListU32 => (DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, true))), false),
                 };
                 Field::new(*n, dt, nullable)
             })
@@ -66,6 +71,7 @@ impl ColumnSet {
                 Col::U64 => Buf::U64(Vec::new()),
                 Col::F64 | Col::OptF64 => Buf::F64(Vec::new()),
                 Col::Str | Col::OptStr => Buf::Str(Vec::new()),
+                Col::ListU32 => Buf::ListU32(Vec::new()),
             })
             .collect();
         ColumnSet { schema: Arc::new(Schema::new(fields)), bufs, next: 0, rows: 0 }
@@ -127,6 +133,14 @@ impl ColumnSet {
         self
     }
 
+    pub fn list_u32(&mut self, v: &[u32]) -> &mut Self {
+        match self.slot() {
+            Buf::ListU32(b) => b.push(v.to_vec()),
+            _ => panic!("trace column type mismatch (list<u32>): a Row impl is out of step with its columns()"),
+        }
+        self
+    }
+
     /// Drains the buffered rows into a batch.
     pub fn take_batch(&mut self) -> Result<RecordBatch, String> {
         let arrays: Vec<ArrayRef> = self
@@ -138,6 +152,9 @@ impl ColumnSet {
                     Buf::U64(v) => Arc::new(UInt64Array::from(std::mem::take(v))),
                     Buf::F64(v) => Arc::new(Float64Array::from(std::mem::take(v))),
                     Buf::Str(v) => Arc::new(StringArray::from(std::mem::take(v))),
+                    Buf::ListU32(v) => Arc::new(ListArray::from_iter_primitive::<UInt32Type, _, _>(
+                        std::mem::take(v).into_iter().map(|l| Some(l.into_iter().map(Some))),
+                    )),
                 }
             })
             .collect();

@@ -1,8 +1,8 @@
 //! Traces (SPEC section 9): row types, the [`TraceSink`] trait the engine
 //! pushes into, a `Vec` sink for tests and the Parquet sink for runs.
 
-mod columns;
-mod parquet;
+pub mod columns;
+pub mod parquet;
 mod summary;
 
 pub use columns::{ColumnSet, Row};

@@ -167,3 +167,47 @@ impl TraceSink for ParquetSink {
         }
     }
 }
+
+/// One table written to one Parquet file as rows arrive, for runs outside
+/// the simulation (`sflam train`). The file is `<path>.partial` until
+/// [`TableFile::finish`] renames it, so a killed run leaves no whole-looking file.
+pub struct TableFile<R: Row> {
+    set: ColumnSet,
+    writer: Option<ArrowWriter<File>>,
+    path: PathBuf,
+    _row: std::marker::PhantomData<R>,
+}
+
+impl<R: Row> TableFile<R> {
+    pub fn create(dir: &Path) -> Result<TableFile<R>> {
+        let set = ColumnSet::new(&R::columns());
+        let path = dir.join(format!("{}.parquet", R::TABLE));
+        let partial = path.with_extension("parquet.partial");
+        let f = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by(format!("sflam {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let w = ArrowWriter::try_new(f, set.schema(), Some(props)).map_err(|e| Error::Trace(e.to_string()))?;
+        Ok(TableFile { set, writer: Some(w), path, _row: std::marker::PhantomData })
+    }
+
+    /// Appends a row and writes it through (these tables are small and a
+    /// long training run should lose nothing but the partial row group).
+    pub fn push(&mut self, r: &R) -> Result<()> {
+        r.push(&mut self.set);
+        let batch = self.set.take_batch().map_err(Error::Trace)?;
+        let w = self.writer.as_mut().ok_or_else(|| Error::Trace("table already finished".into()))?;
+        w.write(&batch).map_err(|e| Error::Trace(e.to_string()))?;
+        w.flush().map_err(|e| Error::Trace(e.to_string()))
+    }
+
+    /// Closes the file and gives it its final name.
+    pub fn finish(mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.close().map_err(|e| Error::Trace(e.to_string()))?;
+        }
+        let partial = self.path.with_extension("parquet.partial");
+        std::fs::rename(&partial, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}

@@ -6,4 +6,5 @@ mod closed_forms;
 mod config;
 mod determinism;
 mod quantization;
+mod training;
 mod workload;

@@ -1,0 +1,38 @@
+//! One training step (forward, loss, backward, Adam update) of a fixed ViT:
+//! dim 192, depth 6, 3 heads, MLP 768, patch 4 on 32x32x3, 10 classes,
+//! batch 64 (`vit-small-32`), on the flex backend with the machine's
+//! cores. Reference in the same sitting, same thread count:
+//! `python3 benches/train_step_torch.py`. `cargo bench --bench train_step`.
+
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use criterion::{Criterion, criterion_group, criterion_main};
+use sflam::train::model::SplitVit;
+use std::time::Duration;
+
+fn step(c: &mut Criterion) {
+    let vit = sflam::workload::vit_config("vit-small-32").unwrap();
+    let device = Device::flex().autodiff();
+    let mut model = SplitVit::new(vit, &device);
+    let mut opt = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let x = Tensor::<4>::random([64, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new((0..64).map(|i| (i % 10) as i64).collect(), [64]), &device);
+    let mut g = c.benchmark_group("train_step");
+    g.sample_size(10).measurement_time(Duration::from_secs(30)).warm_up_time(Duration::from_secs(3));
+    g.bench_function("vit-small-32/batch64/adam", |b| {
+        b.iter(|| {
+            let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = opt.step(1e-3, model.clone(), grads);
+            loss.into_scalar::<f32>()
+        })
+    });
+    g.finish();
+
+}
+
+criterion_group!(benches, step);
+criterion_main!(benches);

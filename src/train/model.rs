@@ -1,0 +1,155 @@
+//! The split ViT of SPEC section 1 as two Burn modules. The device side is
+//! the patch embedding; the server side is everything after it. Field names
+//! follow timm's (`patch_embed.proj`, `blocks.N.attn.qkv`, `mlp.fc1`, ...)
+//! so that timm safetensors load by name (see `import.rs`).
+
+use crate::workload::VitConfig;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Distribution, Tensor};
+
+/// `patch_embed`: Conv2d(C -> dim, kernel = stride = P).
+#[derive(Module, Debug)]
+pub struct PatchEmbed {
+    pub proj: Conv2d,
+}
+
+/// The device side: images `[B, C, H, W]` -> patch tokens `[B, T, dim]`.
+#[derive(Module, Debug)]
+pub struct DeviceModel {
+    pub patch_embed: PatchEmbed,
+}
+
+impl DeviceModel {
+    pub fn new(c: &VitConfig, device: &Device) -> DeviceModel {
+        let proj = Conv2dConfig::new([c.channels, c.dim], [c.patch, c.patch]).with_stride([c.patch, c.patch]).init(device);
+        DeviceModel { patch_embed: PatchEmbed { proj } }
+    }
+
+    /// Patch tokens `[B, T, dim]`: the cut-layer activations.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
+        let x = self.patch_embed.proj.forward(images); // [B, dim, H/P, W/P]
+        let [b, d, h, w] = x.dims();
+        x.reshape([b, d, h * w]).swap_dims(1, 2)
+    }
+}
+
+/// Multi-head self-attention with timm's fused `qkv` projection.
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub qkv: Linear,
+    pub proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let hd = d / self.heads;
+        // [B, T, 3, H, hd] -> [3, B, H, T, hd]
+        let qkv = self.qkv.forward(x).reshape([b, t, 3, self.heads, hd]).permute([2, 0, 3, 1, 4]);
+        let q = qkv.clone().narrow(0, 0, 1).reshape([b, self.heads, t, hd]);
+        let k = qkv.clone().narrow(0, 1, 1).reshape([b, self.heads, t, hd]);
+        let v = qkv.narrow(0, 2, 1).reshape([b, self.heads, t, hd]);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((hd as f32).powf(-0.5));
+        let out = softmax(scores, 3).matmul(v); // [B, H, T, hd]
+        self.proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+/// timm's `Mlp`: fc1 -> GELU -> fc2.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+/// A pre-norm transformer block.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub norm1: LayerNorm,
+    pub attn: Attention,
+    pub norm2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    fn new(c: &VitConfig, device: &Device) -> Block {
+        let ln = || LayerNormConfig::new(c.dim).with_epsilon(1e-6).init(device);
+        let lin = |i, o| LinearConfig::new(i, o).with_initializer(trunc_normal()).init(device);
+        Block {
+            norm1: ln(),
+            attn: Attention { qkv: lin(c.dim, 3 * c.dim), proj: lin(c.dim, c.dim), heads: c.heads },
+            norm2: ln(),
+            mlp: Mlp { fc1: lin(c.dim, c.mlp_dim), fc2: lin(c.mlp_dim, c.dim) },
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.norm1.forward(x));
+        let h = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
+        x + h
+    }
+}
+
+/// The server side: patch tokens `[B, T, dim]` -> logits `[B, classes]`.
+#[derive(Module, Debug)]
+pub struct ServerModel {
+    pub cls_token: Param<Tensor<3>>,
+    pub pos_embed: Param<Tensor<3>>,
+    pub blocks: Vec<Block>,
+    pub norm: LayerNorm,
+    pub head: Linear,
+}
+
+impl ServerModel {
+    pub fn new(c: &VitConfig, device: &Device) -> ServerModel {
+        let tokens = (c.image / c.patch).pow(2);
+        let normal = |shape: [usize; 3]| {
+            Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, 0.02), device))
+        };
+        ServerModel {
+            cls_token: normal([1, 1, c.dim]),
+            pos_embed: normal([1, tokens + 1, c.dim]),
+            blocks: (0..c.depth).map(|_| Block::new(c, device)).collect(),
+            norm: LayerNormConfig::new(c.dim).with_epsilon(1e-6).init(device),
+            head: LinearConfig::new(c.dim, c.classes).with_initializer(trunc_normal()).init(device),
+        }
+    }
+
+    pub fn forward(&self, tokens: Tensor<3>) -> Tensor<2> {
+        let [b, _, d] = tokens.dims();
+        let cls = self.cls_token.val().expand([b, 1, d]);
+        let mut x = Tensor::cat(vec![cls, tokens], 1) + self.pos_embed.val();
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x = self.norm.forward(x);
+        self.head.forward(x.narrow(1, 0, 1).reshape([b, d]))
+    }
+}
+
+/// timm's ViT init for linear weights: N(0, 0.02) (not truncated: the
+/// tails past 2σ carry 5% of the mass and do not matter at this scale).
+fn trunc_normal() -> Initializer {
+    Initializer::Normal { mean: 0.0, std: 0.02 }
+}
+
+/// The whole model on one device (`fl`, `ll` and the centralized baseline).
+#[derive(Module, Debug)]
+pub struct SplitVit {
+    pub device_side: DeviceModel,
+    pub server_side: ServerModel,
+}
+
+impl SplitVit {
+    pub fn new(c: &VitConfig, device: &Device) -> SplitVit {
+        SplitVit { device_side: DeviceModel::new(c, device), server_side: ServerModel::new(c, device) }
+    }
+
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.server_side.forward(self.device_side.forward(images))
+    }
+}

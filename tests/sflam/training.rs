@@ -1,0 +1,368 @@
+//! The learning half: data readers, the Dirichlet split, split training
+//! against a whole-model reference, aggregation, independence of copies,
+//! thread-count independence, checkpoints and timm import.
+
+use sflam::config::{FrameworkKind, Scenario, load_scenario_str};
+use sflam::train::data::{DatasetKind, dirichlet_partition, load, synthetic};
+use sflam::train::params::{to_flat, weighted_average};
+use sflam::train::{ModelState, Trainer, Work, framework};
+use std::io::Write;
+use std::path::Path;
+
+/// A small training scenario on synthetic data.
+fn scenario(extra: &str) -> Scenario {
+    let text = format!(
+        "[run]\nname = \"t\"\nseed = 3\nrounds = 3\niterations = 2\nthreads = 1\n\
+         [devices]\ncount = 8\n\
+         [training]\ndataset = \"synthetic\"\nmodel = \"vit-tiny-28\"\nparticipants = 4\nbatch = 16\n\
+         eval_samples = 200\nmin_samples = 20\nlr = 0.05\n{extra}"
+    );
+    load_scenario_str(&text, Path::new("<test>"), &[]).unwrap()
+}
+
+fn trainer(s: &Scenario) -> Trainer {
+    sflam::train::trainer_of(s).unwrap()
+}
+
+#[test]
+fn dirichlet_partition_covers_every_sample_once_with_the_minimum() {
+    let (data, _) = synthetic(1, 60_000, 10);
+    let mut rng = sflam::sim::rng::stream(1, "t", 0);
+    // alpha = 0.1 over 1,000 devices: one pass, no rejection.
+    let parts = dirichlet_partition(&data, 1000, 0.1, 10, &mut rng).unwrap();
+    assert_eq!(parts.len(), 1000);
+    assert!(parts.iter().all(|p| p.len() >= 10));
+    let mut all: Vec<u32> = parts.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..60_000).collect::<Vec<u32>>());
+    // Too many devices for the data: a clear error, not a hang.
+    let err = dirichlet_partition(&data, 10_000, 0.1, 10, &mut rng).unwrap_err().to_string();
+    assert!(err.contains("training.min_samples"), "{err}");
+}
+
+#[test]
+fn dirichlet_shares_have_the_dirichlet_variance() {
+    // Per class, device shares ~ Dir(alpha 1_N): Var = (1/N)(1 - 1/N)/(N alpha + 1).
+    let (n, alpha) = (50usize, 0.5);
+    let (data, _) = synthetic(2, 200_000, 10);
+    let mut rng = sflam::sim::rng::stream(2, "t", 0);
+    let mut var_sum = 0.0;
+    let reps = 20;
+    for _ in 0..reps {
+        let parts = dirichlet_partition(&data, n, alpha, 0, &mut rng).unwrap();
+        for c in 0..10 {
+            let per: Vec<f64> = parts.iter().map(|p| data.class_counts(p)[c] as f64).collect();
+            let tot: f64 = per.iter().sum();
+            var_sum += per.iter().map(|x| (x / tot - 1.0 / n as f64).powi(2)).sum::<f64>() / n as f64;
+        }
+    }
+    let got = var_sum / (reps * 10) as f64;
+    let want = (1.0 / n as f64) * (1.0 - 1.0 / n as f64) / (n as f64 * alpha + 1.0);
+    assert!((got / want - 1.0).abs() < 0.2, "variance {got} vs Dirichlet {want}");
+}
+
+fn write_gz(path: &Path, bytes: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap();
+}
+
+fn idx_images(n: usize, seed: u8) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, 3];
+    for d in [n as u32, 28, 28] {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend((0..n * 784).map(|i| (i as u8).wrapping_mul(seed)));
+    b
+}
+
+#[test]
+fn fashion_mnist_idx_gzip_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for (split, n) in [("train", 5usize), ("t10k", 3)] {
+        write_gz(&dir.path().join(format!("{split}-images-idx3-ubyte.gz")), &idx_images(n, 7));
+        let mut l = vec![0, 0, 8, 1];
+        l.extend_from_slice(&(n as u32).to_be_bytes());
+        l.extend((0..n).map(|i| (i * 3 % 10) as u8));
+        write_gz(&dir.path().join(format!("{split}-labels-idx1-ubyte.gz")), &l);
+    }
+    let (tr, te) = load(DatasetKind::FashionMnist, dir.path().to_str().unwrap(), 0).unwrap();
+    assert_eq!((tr.len(), te.len(), tr.size, tr.channels), (5, 3, 28, 1));
+    assert_eq!(tr.labels, vec![0, 3, 6, 9, 2]);
+    assert_eq!(tr.pixels[..784 * 5], idx_images(5, 7)[16..]);
+}
+
+#[test]
+fn missing_dataset_names_the_package() {
+    let err = load(DatasetKind::FashionMnist, "/nonexistent/fmnist", 0).unwrap_err().to_string();
+    assert!(err.contains("apt-get install dataset-fashion-mnist"), "{err}");
+    let err = load(DatasetKind::Cifar10, "", 0).unwrap_err().to_string();
+    assert!(err.contains("training.data_dir"), "{err}");
+}
+
+#[test]
+fn cifar_binary_records_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |label: &[u8], px: u8| -> Vec<u8> {
+        let mut r = label.to_vec();
+        r.extend((0..3072).map(|i| px.wrapping_add((i / 1024) as u8)));
+        r
+    };
+    for i in 1..=5 {
+        std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), [rec(&[i], 10), rec(&[9], 20)].concat()).unwrap();
+    }
+    std::fs::write(dir.path().join("test_batch.bin"), rec(&[4], 30)).unwrap();
+    let (tr, te) = load(DatasetKind::Cifar10, dir.path().to_str().unwrap(), 0).unwrap();
+    assert_eq!((tr.len(), te.len(), tr.channels, tr.size, tr.classes), (10, 1, 3, 32, 10));
+    assert_eq!(tr.labels, vec![1, 9, 2, 9, 3, 9, 4, 9, 5, 9]);
+    // Planes R, G, B in order: the first pixel of each plane is px + plane.
+    assert_eq!([te.pixels[0], te.pixels[1024], te.pixels[2048]], [30, 31, 32]);
+    // CIFAR-100: (coarse, fine), the fine label is the class.
+    std::fs::write(dir.path().join("train.bin"), [rec(&[3, 77], 0), rec(&[1, 5], 0)].concat()).unwrap();
+    std::fs::write(dir.path().join("test.bin"), rec(&[0, 99], 0)).unwrap();
+    let (tr, te) = load(DatasetKind::Cifar100, dir.path().to_str().unwrap(), 0).unwrap();
+    assert_eq!((tr.labels.clone(), te.labels.clone(), tr.classes), (vec![77, 5], vec![99], 100));
+    // A truncated file is an error naming it.
+    std::fs::write(dir.path().join("test.bin"), &rec(&[0, 1], 0)[..100]).unwrap();
+    let err = load(DatasetKind::Cifar100, dir.path().to_str().unwrap(), 0).unwrap_err().to_string();
+    assert!(err.contains("test.bin"), "{err}");
+}
+
+#[test]
+fn split_fp32_update_equals_the_whole_model_update() {
+    // The cut-layer gradient handed back and pushed through the device
+    // side (straight-through at fp32) must reproduce plain backprop of the
+    // joined model: the independent reference here is Burn's autodiff of
+    // the whole model.
+    let s = scenario("momentum = 0.0\n");
+    let t = trainer(&s);
+    let start = t.initial_params();
+    let split = t.split_update(&start, 2, 0, None).unwrap();
+    let whole = t.whole_update(&start, 2, 0).unwrap();
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff(&split.params.device, &whole.params.device) < 1e-5);
+    assert!(diff(&split.params.server, &whole.params.server) < 1e-5);
+    assert!((split.loss - whole.loss).abs() < 1e-5);
+    // And the update moved the weights.
+    assert!(diff(&split.params.device, &start.device) > 1e-4);
+}
+
+#[test]
+fn quantized_update_sends_exactly_the_payload_and_differs_from_fp32() {
+    let s = scenario("");
+    let t = trainer(&s);
+    let start = t.initial_params();
+    let q = t.split_update(&start, 1, 0, Some(4)).unwrap();
+    let f = t.split_update(&start, 1, 0, None).unwrap();
+    // 2 iterations x batch 16 x 49 tokens x 64 dims.
+    let d = 16 * 49 * 64u64;
+    assert_eq!(q.wire_bytes, 2 * sflam::quant::wire_bytes(sflam::quant::payload_bits(d, 4)));
+    assert_eq!(f.wire_bytes, 2 * d * 4);
+    assert_ne!(q.params, f.params);
+}
+
+#[test]
+fn fedavg_is_the_data_weighted_mean_of_independent_updates() {
+    let s = scenario("");
+    let t = trainer(&s);
+    let start = t.initial_params();
+    let mut state = ModelState { global: start.clone(), local: Default::default() };
+    let work = [Work { device: 0, bits: 8 }, Work { device: 5, bits: 6 }];
+    framework(FrameworkKind::Sflam).round(&t, &mut state, 0, &work).unwrap();
+    // Each participant alone, from the same start: no copy aliases another.
+    let u0 = t.split_update(&start, 0, 0, Some(8)).unwrap();
+    let u5 = t.split_update(&start, 5, 0, Some(6)).unwrap();
+    let (w0, w5) = (t.samples(0) as f64, t.samples(5) as f64);
+    assert_ne!(w0, w5, "pick devices with different data sizes");
+    let want = weighted_average([(w0, &u0.params.server[..]), (w5, &u5.params.server[..])]).unwrap();
+    assert_eq!(state.global.server, want);
+    let want = weighted_average([(w0, &u0.params.device[..]), (w5, &u5.params.device[..])]).unwrap();
+    assert_eq!(state.global.device, want);
+    assert_ne!(state.global, start);
+}
+
+#[test]
+fn no_participant_shares_state_with_another() {
+    // Training device 0's copy leaves device 3's result untouched, whatever
+    // ran before; the starting model is never written.
+    let s = scenario("");
+    let t = trainer(&s);
+    let start = t.initial_params();
+    let before = start.clone();
+    let alone = t.split_update(&start, 3, 1, Some(8)).unwrap();
+    let _ = t.split_update(&start, 0, 1, Some(8)).unwrap();
+    let after = t.split_update(&start, 3, 1, Some(8)).unwrap();
+    assert_eq!(alone.params, after.params);
+    assert_eq!(start, before);
+    // The modules built from a flat vector own their tensors.
+    let m = t.template(&start);
+    let flat = to_flat(&m.server_side);
+    assert_eq!(flat, start.server);
+}
+
+fn final_state(s: &Scenario) -> (Vec<Option<f64>>, ModelState) {
+    let t = trainer(s);
+    let fw = framework(s.training.framework);
+    let mut state = ModelState { global: t.initial_params(), local: Default::default() };
+    let mut acc = Vec::new();
+    for r in 0..s.run.rounds {
+        let work: Vec<Work> =
+            sflam::train::sample_participants(s, r).into_iter().map(|device| Work { device, bits: 8 }).collect();
+        fw.round(&t, &mut state, r, &work).unwrap();
+        acc.push(Some(fw.evaluate(&t, &state).unwrap().accuracy));
+    }
+    (acc, state)
+}
+
+#[test]
+fn every_framework_is_independent_of_the_thread_count() {
+    for fw in ["sflam", "sfl", "sl", "fl", "ll"] {
+        let one = final_state(&scenario(&format!("framework = \"{fw}\"\n")));
+        let mut s2 = scenario(&format!("framework = \"{fw}\"\n"));
+        s2.run.threads = 2;
+        let two = final_state(&s2);
+        assert_eq!(one, two, "{fw}");
+    }
+}
+
+#[test]
+fn sflam_learns_the_synthetic_task() {
+    let mut s = scenario("optimizer = \"adam\"\n");
+    s.training.lr = 0.003;
+    s.run.rounds = 8;
+    s.run.iterations = 4;
+    let (acc, _) = final_state(&s);
+    let last = acc.last().unwrap().unwrap();
+    assert!(last > 0.8, "accuracy after 8 rounds: {last} (chance 0.1)");
+}
+
+#[test]
+fn a_resumed_run_reaches_the_identical_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario("checkpoint_every = 2\n");
+    s.run.rounds = 4;
+    let whole = sflam::train::train_to_dir(&s, &dir.path().join("whole"), &Default::default()).unwrap();
+    // The same scenario stopped after round 2 (as a killed job would be),
+    // then resumed from its checkpoint.
+    let part = dir.path().join("part");
+    let stop = sflam::train::TrainOptions { stop_after: Some(2), ..Default::default() };
+    let first = sflam::train::train_to_dir(&s, &part, &stop).unwrap();
+    assert_eq!(first.rows.len(), 2);
+    let resume = sflam::train::TrainOptions { resume: true, ..Default::default() };
+    let resumed = sflam::train::train_to_dir(&s, &part, &resume).unwrap();
+    let strip = |rows: &[sflam::train::TrainRoundRow]| -> Vec<sflam::train::TrainRoundRow> {
+        rows.iter()
+            .cloned()
+            .map(|mut r| {
+                r.wall_s = 0.0;
+                r
+            })
+            .collect()
+    };
+    assert_eq!(strip(&whole.rows), strip(&resumed.rows));
+    assert_eq!(whole.state, resumed.state);
+    // Resuming under another scenario is refused.
+    let mut other = s.clone();
+    other.training.lr = 0.1;
+    let err = sflam::train::train_to_dir(&other, &part, &resume).err().unwrap().to_string();
+    assert!(err.contains("another scenario"), "{err}");
+}
+
+/// A timm-named safetensors file from `p`, in PyTorch layouts.
+fn write_timm(t: &Trainer, p: &sflam::train::Params, path: &Path, classes: usize) {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    struct Collect {
+        path: Vec<String>,
+        out: Vec<(String, Vec<usize>, Vec<f32>)>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            let dims = t.dims().to_vec();
+            let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            self.out.push((self.path.join("."), dims, v));
+        }
+    }
+    let m = t.template(p);
+    let mut c = Collect { path: vec![], out: vec![] };
+    m.device_side.visit(&mut c);
+    let dev = std::mem::take(&mut c.out);
+    m.server_side.visit(&mut c);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for (name, dims, v) in dev.into_iter().chain(c.out) {
+        let mut name = name;
+        let is_norm = name.contains("norm");
+        if is_norm {
+            name = name.replace(".gamma", ".weight").replace(".beta", ".bias");
+        }
+        // Linear weights: Burn [in, out] -> PyTorch [out, in].
+        let linear = !is_norm && name.ends_with(".weight") && dims.len() == 2;
+        let (dims, v) = if linear {
+            let (i, o) = (dims[0], dims[1]);
+            let mut tv = vec![0f32; v.len()];
+            for a in 0..i {
+                for b in 0..o {
+                    tv[b * i + a] = v[a * o + b];
+                }
+            }
+            (vec![o, i], tv)
+        } else {
+            (dims, v)
+        };
+        tensors.push((name, dims, v));
+    }
+    // A head of another class count, as an ImageNet checkpoint has.
+    if classes != 10 {
+        for (name, dims, v) in tensors.iter_mut() {
+            if name.starts_with("head.") {
+                dims[0] = classes;
+                *v = vec![0.5; dims.iter().product()];
+            }
+        }
+    }
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, d, v)| (n, d, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(n, d, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn timm_safetensors_load_by_name_with_pytorch_layouts() {
+    let s = scenario("");
+    let t = trainer(&s);
+    // Weights from another seed, so that a no-op import would be caught.
+    let mut other = s.clone();
+    other.run.seed = 99;
+    let source = trainer(&other).initial_params();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vit.safetensors");
+    write_timm(&t, &source, &file, 10);
+    let mut m = t.template(&t.initial_params());
+    let rep = sflam::train::import::load_timm(&mut m, &file).unwrap();
+    assert!(rep.missing.is_empty() && rep.unused.is_empty(), "{rep:?}");
+    assert_eq!(to_flat(&m.device_side), source.device);
+    assert_eq!(to_flat(&m.server_side), source.server);
+    // The qkv weight is fused as in timm: [3 dim, dim] in the file.
+    let st = safetensors::SafeTensors::deserialize(&std::fs::read(&file).unwrap()).unwrap().tensor("blocks.0.attn.qkv.weight").unwrap().shape().to_vec();
+    assert_eq!(st, vec![192, 64]);
+    // An ImageNet head is skipped and reported.
+    write_timm(&t, &source, &file, 1000);
+    let mut m = t.template(&t.initial_params());
+    let rep = sflam::train::import::load_timm(&mut m, &file).unwrap();
+    assert!(rep.missing.iter().any(|k| k == "head.weight"), "{rep:?}");
+    assert_eq!(to_flat(&m.device_side), source.device);
+}
+

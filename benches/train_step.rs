@@ -4,7 +4,6 @@
 //! cores. Reference in the same sitting, same thread count:
 //! `python3 benches/train_step_torch.py`. `cargo bench --bench train_step`.
 
-
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -31,7 +30,6 @@ fn step(c: &mut Criterion) {
         })
     });
     g.finish();
-
 }
 
 criterion_group!(benches, step);

@@ -7,7 +7,7 @@
 //! done (sync mode).
 
 use crate::alloc::{Allocator, Candidate, Decision, Problem};
-use crate::config::{FadingKind, RoundMode, Scenario};
+use crate::config::{FadingKind, FrameworkKind, RoundMode, Scenario};
 use crate::device::{Availability, DeviceId, Mobility, Population, compute_time_s};
 use crate::error::{Error, Result};
 use crate::net::{PathLoss, large_scale_gain, noise_w, path_loss_from};
@@ -26,6 +26,15 @@ use rand_distr::{Distribution, Exp1};
 pub type DecisionHook<'a> = Box<dyn FnMut(&Problem, &Decision) -> Result<()> + 'a>;
 /// Called after every round with its row (progress bars).
 pub type RoundHook<'a> = Box<dyn FnMut(&RoundRow) + 'a>;
+
+/// The learning half as the engine sees it (co-simulation): called at the
+/// end of every round with the participants that met the deadline, in
+/// device order, and the bits they sent at (32 = fp32). Returns the
+/// round's training loss [nat] and, when it evaluated, the global model's
+/// test accuracy [1].
+pub trait Learner {
+    fn round(&mut self, round: u32, finished: &[(DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)>;
+}
 
 /// Kernel events. Small and `Copy`: payloads live in tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +66,8 @@ pub enum Ev {
 /// Phases of one participant's round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// `sl` only: waiting for the relay to reach this device.
+    Waiting,
     Forward,
     Uplink,
     Server,
@@ -69,6 +80,7 @@ enum Phase {
 impl Phase {
     fn name(self) -> &'static str {
         match self {
+            Phase::Waiting => "waiting",
             Phase::Forward => "forward",
             Phase::Uplink => "uplink",
             Phase::Server => "server",
@@ -95,6 +107,8 @@ struct Durations {
 #[derive(Clone, Debug)]
 struct Participant {
     dev: DeviceId,
+    /// Split frameworks send activations each iteration; fl and ll do not.
+    split: bool,
     rb: u32,
     distance_m: f64,
     gain: f64,
@@ -124,6 +138,9 @@ impl Participant {
     /// The phase after the current one; `Done` after the last.
     fn next_phase(&self, iterations: u32) -> Phase {
         match self.phase {
+            Phase::Waiting => Phase::Forward,
+            // Whole-model frameworks (fl, ll) never leave the device mid-iteration.
+            Phase::Forward if !self.split => Phase::Backward,
             Phase::Forward => Phase::Uplink,
             Phase::Uplink => Phase::Server,
             Phase::Server if self.dur.down > SimTime::ZERO => Phase::Downlink,
@@ -166,6 +183,10 @@ pub struct Engine<'s> {
     pub on_decision: Option<DecisionHook<'s>>,
     /// Called after every round with its row (progress bars).
     pub on_round: Option<RoundHook<'s>>,
+    /// Real training of each round's finished participants (co-simulation).
+    pub learner: Option<Box<dyn Learner + 's>>,
+    /// Per-device class counts for the devices table (when training).
+    class_counts: Vec<Vec<u32>>,
 
     round: u32,
     round_start: SimTime,
@@ -227,6 +248,8 @@ impl<'s> Engine<'s> {
             summary: SummaryBuilder::default(),
             on_decision: None,
             on_round: None,
+            learner: None,
+            class_counts: Vec::new(),
             round: 0,
             round_start: SimTime::ZERO,
             round_open: false,
@@ -241,6 +264,48 @@ impl<'s> Engine<'s> {
             pop,
             s: s.clone(),
         })
+    }
+
+    /// Replaces the drawn data sizes with a real partition's (training
+    /// runs), so that the allocator's data shares and the aggregation
+    /// weights are the same numbers. Call before [`Engine::wire`].
+    pub fn set_data(&mut self, samples: Vec<u64>, class_counts: Vec<Vec<u32>>) {
+        debug_assert_eq!(samples.len(), self.pop.len());
+        self.pop.samples = samples;
+        self.class_counts = class_counts;
+    }
+
+    fn framework(&self) -> FrameworkKind {
+        self.s.training.framework
+    }
+
+    /// Split frameworks cut the model at the device; fl and ll train it whole there.
+    fn split(&self) -> bool {
+        !matches!(self.framework(), FrameworkKind::Fl | FrameworkKind::Ll)
+    }
+
+    /// Activation elements sent per iteration [1]: none for fl and ll.
+    fn activation_elements(&self) -> u64 {
+        if self.split() { (self.s.model.batch * self.work.cut_elements) as u64 } else { 0 }
+    }
+
+    /// Bits uploaded once per round besides activations [bit]: fl the
+    /// whole model, sl the device-side model handed on, sflam/sfl the
+    /// device-side model when `network.model_upload`, ll nothing.
+    fn extra_upload_bits(&self) -> u64 {
+        let w = &self.work;
+        match self.framework() {
+            FrameworkKind::Fl => 32 * (w.device_params + w.server_params) as u64,
+            FrameworkKind::Sl => 32 * w.device_params as u64,
+            FrameworkKind::Ll => 0,
+            FrameworkKind::Sflam | FrameworkKind::Sfl => {
+                if self.s.network.model_upload {
+                    32 * w.device_params as u64
+                } else {
+                    0
+                }
+            }
+        }
     }
 
     /// Server throughput [FLOP/s].
@@ -265,6 +330,7 @@ impl<'s> Engine<'s> {
                 flops_per_cycle: p.flops_per_cycle[i],
                 samples: p.samples[i],
                 shadowing_db: p.shadowing_db[i],
+                class_counts: self.class_counts.get(i).cloned().unwrap_or_default(),
             })?;
             if let Some(dt) = self.avail.init(DeviceId(i as u32), &mut self.rng_avail) {
                 kernel.schedule(ns(dt, "availability.duration")?, Ev::Toggle(DeviceId(i as u32)))?;
@@ -277,9 +343,22 @@ impl<'s> Engine<'s> {
         let b = self.s.model.batch as f64;
         let fps = self.pop.flops_per_s(dev);
         let w = &self.work;
-        let act = (self.s.model.batch * w.cut_elements) as u64;
+        let act = self.activation_elements();
         let net = &self.s.network;
         let down_s = if net.downlink { fp32_bits(act) as f64 / net.downlink_rate_bps } else { 0.0 };
+        if !self.split() {
+            // fl, ll: the whole model's forward and backward on the device.
+            let fwd = w.device_fwd_flops + w.server_fwd_flops;
+            let train = w.device_train_flops + w.server_train_flops;
+            return Ok(CandidateTimes {
+                dur: Durations {
+                    fwd: ns(compute_time_s(b * fwd, fps), "device.forward_time")?,
+                    bwd: ns(compute_time_s(b * (train - fwd), fps), "device.backward_time")?,
+                    ..Durations::default()
+                },
+                cmp_power_w: self.pop.compute_power_w(dev, self.s.devices.kappa),
+            });
+        }
         Ok(CandidateTimes {
             dur: Durations {
                 fwd: ns(compute_time_s(b * w.device_fwd_flops, fps), "device.forward_time")?,
@@ -307,10 +386,11 @@ impl<'s> Engine<'s> {
             sample(&mut self.rng_candidates, online.len(), m).into_iter().map(|i| online[i]).collect();
         cands.sort_unstable();
 
-        let act = (s.model.batch * self.work.cut_elements) as u64;
-        let extra = if s.network.model_upload { 32 * self.work.device_params as u64 } else { 0 };
+        let act = self.activation_elements();
+        let extra = self.extra_upload_bits();
         let total_samples: f64 = cands.iter().map(|d| self.pop.samples[d.idx()] as f64).sum();
         let it = s.run.iterations as f64;
+        let (split, sequential) = (self.split(), self.framework() == FrameworkKind::Sl);
         let mut problem = Problem {
             round: self.round,
             rb_count: k_rbs,
@@ -372,12 +452,16 @@ impl<'s> Engine<'s> {
             let c = &problem.candidates[a.candidate];
             let mut dur = times[a.candidate].dur;
             let per_upload = if a.bits >= 32 { fp32_bits(act) } else { payload_bits(act, a.bits) };
-            dur.up = ns(per_upload as f64 / a.rate_bps, "uplink.time")?;
+            dur.up = ns(if act == 0 { 0.0 } else { per_upload as f64 / a.rate_bps }, "uplink.time")?;
             dur.model_up = ns(extra as f64 / a.rate_bps, "model_upload.time")?;
             let slot = self.parts.len() as u32;
+            // sl relays: only the first device starts; each later one waits
+            // for the one before it to finish.
+            let waits = sequential && slot > 0;
             self.slot_of[c.device.idx()] = slot;
             self.parts.push(Participant {
                 dev: c.device,
+                split,
                 rb: a.rb as u32,
                 distance_m: self.pop.distance_m[c.device.idx()],
                 gain: c.gains[a.rb],
@@ -388,10 +472,10 @@ impl<'s> Engine<'s> {
                 predicted_s: a.time_s,
                 dur,
                 cmp_power_w: times[a.candidate].cmp_power_w,
-                phase: Phase::Forward,
+                phase: if waits { Phase::Waiting } else { Phase::Forward },
                 iter: 0,
                 phase_start: now,
-                phase_end: now + dur.fwd,
+                phase_end: if waits { SimTime::MAX } else { now + dur.fwd },
                 t_cmp: SimTime::ZERO,
                 t_com: SimTime::ZERO,
                 t_srv: SimTime::ZERO,
@@ -402,7 +486,9 @@ impl<'s> Engine<'s> {
                 outcome: None,
             });
             self.server_arrival.push(SimTime::ZERO);
-            ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot });
+            if !waits {
+                ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot });
+            }
             let q = self.s.availability.dropout_probability;
             if q > 0.0 && self.rng_dropout.random::<f64>() < q {
                 let at = self.rng_dropout.random::<f64>() * self.s.run.deadline_s;
@@ -433,7 +519,7 @@ impl<'s> Engine<'s> {
             Phase::Downlink => p.dur.down,
             Phase::Backward => p.dur.bwd,
             Phase::ModelUpload => p.dur.model_up,
-            Phase::Server | Phase::Done => SimTime::ZERO,
+            Phase::Server | Phase::Done | Phase::Waiting => SimTime::ZERO,
         };
         p.phase = ph;
         p.phase_start = now;
@@ -445,7 +531,7 @@ impl<'s> Engine<'s> {
                     ctx.schedule(w.at, Ev::ServerWake { round, token: w.token });
                 }
             }
-            Phase::Done => {}
+            Phase::Done | Phase::Waiting => {}
             _ => ctx.schedule(p.phase_end, Ev::Step { round, slot: i as u32 }),
         }
     }
@@ -464,6 +550,7 @@ impl<'s> Engine<'s> {
                 p.e_com_j += p.power_w * dt.as_secs_f64();
             }
             Phase::Downlink => p.t_down = p.t_down + dt,
+            Phase::Waiting => {}
             Phase::Server => {
                 // Cut while queued or in service: all of it counts as waiting
                 // beyond the nominal service.
@@ -493,9 +580,17 @@ impl<'s> Engine<'s> {
         self.enter(i, next, ctx);
         if next == Phase::Done {
             self.parts[i].outcome = Some((Outcome::Finished, now));
+            self.pass_relay(ctx);
             self.maybe_close_sync(ctx)?;
         }
         Ok(())
+    }
+
+    /// `sl`: the next waiting participant (if any) starts now.
+    fn pass_relay(&mut self, ctx: &mut Context<'_, Ev>) {
+        if let Some(j) = self.parts.iter().position(|p| p.phase == Phase::Waiting && p.outcome.is_none()) {
+            self.enter(j, Phase::Forward, ctx);
+        }
     }
 
     fn fail(&mut self, i: usize, why: Outcome, ctx: &mut Context<'_, Ev>) -> Result<()> {
@@ -504,7 +599,11 @@ impl<'s> Engine<'s> {
         }
         let now = ctx.now();
         self.book(i, now);
+        let was_active = self.parts[i].phase != Phase::Waiting;
         self.parts[i].outcome = Some((why, now));
+        if was_active && self.framework() == FrameworkKind::Sl {
+            self.pass_relay(ctx);
+        }
         self.maybe_close_sync(ctx)
     }
 
@@ -577,6 +676,19 @@ impl<'s> Engine<'s> {
             })?;
             self.slot_of[p.dev.idx()] = u32::MAX;
         }
+        let (loss, accuracy) = match self.learner.as_mut() {
+            Some(l) => {
+                let mut done: Vec<(DeviceId, u32)> = self
+                    .parts
+                    .iter()
+                    .filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))))
+                    .map(|p| (p.dev, p.bits))
+                    .collect();
+                done.sort_unstable();
+                l.round(r, &done)?
+            }
+            None => (None, None),
+        };
         let n = self.parts.len();
         let row = RoundRow {
             round: r,
@@ -596,8 +708,8 @@ impl<'s> Engine<'s> {
             efficiency_per_j: self.decision.efficiency_per_j,
             alloc_iterations: self.decision.iterations,
             alloc_wall_s: self.alloc_wall_s,
-            loss: None,
-            accuracy: None,
+            loss,
+            accuracy,
         };
         self.sink.round(&row)?;
         if let Some(cb) = self.on_round.as_mut() {

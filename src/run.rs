@@ -22,6 +22,18 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
+/// The allocator a run uses: the scenario's for `sflam`; for `sfl`, `sl`
+/// and `fl`, which send fp32 activations or a model, `nq`: power and RB
+/// matching still optimized, no quantization (README, "Frameworks").
+/// (`ll` sends nothing and takes `fixed` at 32 bits.)
+pub fn allocator_name(s: &Scenario) -> &str {
+    match s.training.framework {
+        crate::config::FrameworkKind::Sflam => &s.allocator.name,
+        crate::config::FrameworkKind::Ll => "fixed",
+        _ => "nq",
+    }
+}
+
 /// Runs the scenario into any sink; returns the summary. The caller owns
 /// the sink's output.
 pub fn simulate(
@@ -31,13 +43,27 @@ pub fn simulate(
     mut on_round: Option<RoundHook<'_>>,
 ) -> Result<Summary> {
     let wall = std::time::Instant::now();
-    let allocator = allocator_from(&s.allocator.name, &s.allocator)
-        .ok_or_else(|| Error::Input(format!("unknown allocator `{}`", s.allocator.name)))?;
+    let allocator: Box<dyn crate::alloc::Allocator> = if s.training.framework == crate::config::FrameworkKind::Ll {
+        // Local learning sends nothing: no power or bits to choose, the
+        // RBs only cap how many devices train per round.
+        Box::new(crate::alloc::Fixed { bits: 32 })
+    } else {
+        let name = allocator_name(s);
+        allocator_from(name, &s.allocator).ok_or_else(|| Error::Input(format!("unknown allocator `{name}`")))?
+    };
+    // The learning half, when the scenario trains: data split over the
+    // simulated devices, the framework's state carried across rounds.
+    let learner = if s.training.enabled { Some(crate::train::CoLearner::new(s)?) } else { None };
     let mut kernel: Kernel<Ev> = Kernel::new();
     let (totals, time_p, energy_p) = {
         let mut engine = Engine::new(s, allocator, sink)?;
         engine.on_decision = on_decision.take();
         engine.on_round = on_round.take();
+        if let Some(l) = learner {
+            let (samples, counts) = l.data();
+            engine.set_data(samples, counts);
+            engine.learner = Some(Box::new(l));
+        }
         engine.wire(&mut kernel)?;
         kernel.run(&mut engine, SimTime::MAX)?;
         let t = engine.totals.clone();
@@ -56,7 +82,7 @@ pub fn simulate(
         sflam_version: env!("CARGO_PKG_VERSION"),
         git_commit: crate::git_commit(),
         timing_model: s.model.timing.clone(),
-        trained_model: None,
+        trained_model: s.training.enabled.then(|| s.training.model.clone()),
         allocator: s.allocator.name.clone(),
         devices: s.devices.count as u64,
         rounds: totals.rounds_done,

@@ -166,7 +166,7 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         c.push("training.momentum", t.momentum, "a number in [0, 1)");
     }
     c.min_u("training.eval_every", t.eval_every as u64, 1);
-    if !t.init.is_empty() && !(t.init.ends_with(".bpk") || t.init.ends_with(".safetensors")) {
+    if !(t.init.is_empty() || t.init.ends_with(".bpk") || t.init.ends_with(".safetensors")) {
         c.push("training.init", format!("{:?}", t.init), "\"\", a .bpk checkpoint or a .safetensors file");
     }
     if t.enabled && s.devices.count as u64 * t.min_samples > 10_000_000 {

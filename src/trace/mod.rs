@@ -190,6 +190,8 @@ pub struct DeviceRow {
     pub flops_per_cycle: f64,
     pub samples: u64,
     pub shadowing_db: f64,
+    /// Samples per class when the run trains (empty otherwise) [samples].
+    pub class_counts: Vec<u32>,
 }
 
 impl Row for DeviceRow {
@@ -205,11 +207,12 @@ impl Row for DeviceRow {
             ("flops_per_cycle", F64),
             ("samples", U64),
             ("shadowing_db", F64),
+            ("class_counts", ListU32),
         ]
     }
     fn push(&self, c: &mut ColumnSet) {
         c.u32(self.device).f64(self.distance_m).f64(self.p_max_w).f64(self.gpu_freq_hz).u32(self.cores);
-        c.f64(self.flops_per_cycle).u64(self.samples).f64(self.shadowing_db);
+        c.f64(self.flops_per_cycle).u64(self.samples).f64(self.shadowing_db).list_u32(&self.class_counts);
     }
 }
 

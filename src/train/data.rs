@@ -135,7 +135,8 @@ fn open(path: &Path, hint: &str) -> Result<Vec<u8>> {
 fn idx(path: &Path, want_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     let hint = "install Fashion-MNIST with `apt-get install dataset-fashion-mnist` or set training.data_dir";
     let bytes = open(path, hint)?;
-    let bad = |what: &str| Error::Input(format!("{}: not an IDX file of u8 with {want_dims} dims: {what}", path.display()));
+    let bad =
+        |what: &str| Error::Input(format!("{}: not an IDX file of u8 with {want_dims} dims: {what}", path.display()));
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] as usize != want_dims {
         return Err(bad("magic"));
     }
@@ -178,7 +179,9 @@ fn fashion_mnist(dir: &Path, split: &str) -> Result<Dataset> {
 /// CIFAR binary records: label byte(s) then 3072 pixel bytes (R, G, B planes).
 fn cifar(kind: DatasetKind, dir: &Path) -> Result<(Dataset, Dataset)> {
     let (train_files, test_files, label_bytes, classes): (Vec<String>, Vec<String>, usize, usize) = match kind {
-        DatasetKind::Cifar10 => ((1..=5).map(|i| format!("data_batch_{i}.bin")).collect(), vec!["test_batch.bin".into()], 1, 10),
+        DatasetKind::Cifar10 => {
+            ((1..=5).map(|i| format!("data_batch_{i}.bin")).collect(), vec!["test_batch.bin".into()], 1, 10)
+        }
         _ => (vec!["train.bin".into()], vec!["test.bin".into()], 2, 100),
     };
     let read = |files: &[String]| -> Result<Dataset> {
@@ -189,7 +192,10 @@ fn cifar(kind: DatasetKind, dir: &Path) -> Result<(Dataset, Dataset)> {
             let bytes = open(&path, "give training.data_dir the folder of the CIFAR binary version")?;
             let rec = label_bytes + 3072;
             if bytes.len() % rec != 0 {
-                return Err(Error::Input(format!("{}: length is not a multiple of {rec}-byte records", path.display())));
+                return Err(Error::Input(format!(
+                    "{}: length is not a multiple of {rec}-byte records",
+                    path.display()
+                )));
             }
             for r in bytes.chunks_exact(rec) {
                 // CIFAR-100 stores (coarse, fine): the fine label is the class.
@@ -290,7 +296,9 @@ pub fn dirichlet_partition(
         if rest > 0 {
             let mut order: Vec<usize> = (0..devices).collect();
             // Largest fractional part first; ties by device index.
-            order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+            order.sort_by(|&a, &b| {
+                (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b))
+            });
             for &d in order.iter().cycle() {
                 if rest == 0 {
                     break;

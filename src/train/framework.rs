@@ -10,7 +10,7 @@ use crate::error::Result;
 use std::collections::BTreeMap;
 
 /// One participant of a round: the device and the bits its activations
-/// travel at (ignored by the frameworks that send none or send fp32).
+/// travel at (32 = fp32; ignored by the frameworks that send none or fp32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Work {
     pub device: u32,
@@ -93,8 +93,9 @@ impl Framework for SplitFed {
 
     fn round(&self, t: &Trainer, state: &mut ModelState, round: u32, work: &[Work]) -> Result<RoundStats> {
         let start = &state.global;
-        let updates =
-            t.parallel(work, |w| t.split_update(start, w.device, round, self.quantized.then_some(w.bits)))?;
+        let updates = t.parallel(work, |w| {
+            t.split_update(start, w.device, round, (self.quantized && w.bits < 32).then_some(w.bits))
+        })?;
         aggregate(t, state, work, &updates);
         Ok(RoundStats::of(&updates))
     }

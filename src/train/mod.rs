@@ -294,7 +294,11 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
             sample_participants(s, round).into_iter().map(|device| Work { device, bits: s.training.bits }).collect();
         let stats = fw.round(&trainer, &mut state, round, &work)?;
         let last = round + 1 == s.run.rounds;
-        let eval = if (round + 1) % s.training.eval_every == 0 || last { Some(fw.evaluate(&trainer, &state)?) } else { None };
+        let eval = if (round + 1).is_multiple_of(s.training.eval_every) || last {
+            Some(fw.evaluate(&trainer, &state)?)
+        } else {
+            None
+        };
         let quantized = s.training.framework == FrameworkKind::Sflam;
         let row = TrainRoundRow {
             round,
@@ -316,11 +320,65 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
         bar.inc(1);
         rows.push(row);
         let every = s.training.checkpoint_every;
-        if last || round + 1 == end || (every > 0 && (round + 1) % every == 0) {
-            save_checkpoint(&trainer, out, &state, &Progress { round: round + 1, scenario: scenario.clone(), rows: rows.clone() })?;
+        if last || round + 1 == end || (every > 0 && (round + 1).is_multiple_of(every)) {
+            save_checkpoint(
+                &trainer,
+                out,
+                &state,
+                &Progress { round: round + 1, scenario: scenario.clone(), rows: rows.clone() },
+            )?;
         }
     }
     bar.finish_and_clear();
     table.finish()?;
     Ok(TrainOutcome { dir: out.to_path_buf(), rows, state })
+}
+
+/// The learning half inside the simulation (`training.enabled`): the
+/// engine hands it each round's finished participants and their bits.
+pub struct CoLearner {
+    trainer: Trainer,
+    fw: Box<dyn Framework>,
+    state: ModelState,
+    eval_every: u32,
+    rounds: u32,
+}
+
+impl CoLearner {
+    pub fn new(s: &Scenario) -> Result<CoLearner> {
+        let trainer = trainer_of(s)?;
+        let state = initial_state(s, &trainer)?;
+        Ok(CoLearner {
+            fw: framework(s.training.framework),
+            trainer,
+            state,
+            eval_every: s.training.eval_every,
+            rounds: s.run.rounds,
+        })
+    }
+
+    /// Samples and class counts of every device.
+    pub fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>) {
+        let t = &self.trainer;
+        (t.parts.iter().map(|p| p.len() as u64).collect(), t.parts.iter().map(|p| t.train.class_counts(p)).collect())
+    }
+
+    /// The current model state.
+    pub fn state(&self) -> &ModelState {
+        &self.state
+    }
+}
+
+impl crate::engine::Learner for CoLearner {
+    fn round(&mut self, round: u32, finished: &[(crate::device::DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)> {
+        let work: Vec<Work> = finished.iter().map(|&(d, bits)| Work { device: d.0, bits }).collect();
+        let stats = self.fw.round(&self.trainer, &mut self.state, round, &work)?;
+        let last = round + 1 == self.rounds;
+        let acc = if (round + 1).is_multiple_of(self.eval_every) || last {
+            Some(self.fw.evaluate(&self.trainer, &self.state)?.accuracy)
+        } else {
+            None
+        };
+        Ok((stats.mean_loss(), acc))
+    }
 }

@@ -24,7 +24,8 @@ pub struct DeviceModel {
 
 impl DeviceModel {
     pub fn new(c: &VitConfig, device: &Device) -> DeviceModel {
-        let proj = Conv2dConfig::new([c.channels, c.dim], [c.patch, c.patch]).with_stride([c.patch, c.patch]).init(device);
+        let proj =
+            Conv2dConfig::new([c.channels, c.dim], [c.patch, c.patch]).with_stride([c.patch, c.patch]).init(device);
         DeviceModel { patch_embed: PatchEmbed { proj } }
     }
 
@@ -107,9 +108,8 @@ pub struct ServerModel {
 impl ServerModel {
     pub fn new(c: &VitConfig, device: &Device) -> ServerModel {
         let tokens = (c.image / c.patch).pow(2);
-        let normal = |shape: [usize; 3]| {
-            Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, 0.02), device))
-        };
+        let normal =
+            |shape: [usize; 3]| Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, 0.02), device));
         ServerModel {
             cls_token: normal([1, 1, c.dim]),
             pos_embed: normal([1, tokens + 1, c.dim]),

@@ -76,7 +76,14 @@ impl Trainer {
         if train.channels != vit.channels || train.size != vit.image || train.classes > vit.classes {
             return Err(Error::Input(format!(
                 "training.model = {:?} takes {}x{}x{} images and {} classes; the data set has {}x{}x{} and {}",
-                vit.name, vit.image, vit.image, vit.channels, vit.classes, train.size, train.size, train.channels,
+                vit.name,
+                vit.image,
+                vit.image,
+                vit.channels,
+                vit.classes,
+                train.size,
+                train.size,
+                train.channels,
                 train.classes
             )));
         }
@@ -121,15 +128,13 @@ impl Trainer {
         let mut rng = stream(self.settings.seed, "batches", ((round as u64) << 32) | device as u64);
         own.shuffle(&mut rng);
         let b = self.settings.batch;
-        (0..self.settings.iterations as usize)
-            .map(|i| (0..b).map(|j| own[(i * b + j) % own.len()]).collect())
-            .collect()
+        (0..self.settings.iterations as usize).map(|i| (0..b).map(|j| own[(i * b + j) % own.len()]).collect()).collect()
     }
 
     fn optimizer(&self) -> ModuleOptimizer {
         match self.settings.optimizer {
             OptimizerKind::Sgd => SgdConfig::new()
-                .with_momentum((self.settings.momentum > 0.0).then(|| MomentumConfig {
+                .with_momentum((self.settings.momentum > 0.0).then_some(MomentumConfig {
                     momentum: self.settings.momentum,
                     dampening: 0.0,
                     nesterov: false,
@@ -140,7 +145,10 @@ impl Trainer {
     }
 
     fn models(&self, p: &Params, device: &Device) -> (DeviceModel, ServerModel) {
-        (load_flat(self.device_template.clone(), &p.device, device), load_flat(self.server_template.clone(), &p.server, device))
+        (
+            load_flat(self.device_template.clone(), &p.device, device),
+            load_flat(self.server_template.clone(), &p.server, device),
+        )
     }
 
     /// One split local update of `device` in `round` from `start`, with its
@@ -157,7 +165,8 @@ impl Trainer {
         for (it, idx) in batches.iter().enumerate() {
             let (x, y) = self.train.batch(idx, &self.grad);
             let act = dm.forward(x);
-            let sent = wire::send(&act, bits, key.wrapping_add((it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &self.grad)?;
+            let sent =
+                wire::send(&act, bits, key.wrapping_add((it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &self.grad)?;
             bytes += sent.wire_bytes;
             let loss = loss_fn.forward(sm.forward(sent.input.clone()), y);
             loss_sum += finite_scalar(&loss, "train.server_loss")?;

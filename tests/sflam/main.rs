@@ -4,6 +4,7 @@ mod allocation;
 mod cli;
 mod closed_forms;
 mod config;
+mod cosim;
 mod determinism;
 mod quantization;
 mod training;

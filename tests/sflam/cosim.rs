@@ -1,0 +1,130 @@
+//! Co-simulation: each framework's timing semantics in the event
+//! simulation, and real training inside it on exactly the participants
+//! that met the deadline.
+
+use sflam::config::{Scenario, load_scenario_str};
+use sflam::trace::{Outcome, VecSink};
+use sflam::train::{ModelState, Work, framework};
+use std::path::Path;
+
+fn scenario(extra: &str) -> Scenario {
+    let text = format!(
+        "[run]\nname = \"c\"\nseed = 5\nrounds = 3\nmode = \"sync\"\ndeadline_s = 1000.0\niterations = 2\n\
+         candidates = 8\nthreads = 1\n[network]\nrb_count = 8\n[devices]\ncount = 12\n[server]\ndiscipline = \"ideal\"\n\
+         [model]\ntiming = \"vit-b32\"\nbatch = 16\n[allocator]\nname = \"exact\"\n{extra}"
+    );
+    load_scenario_str(&text, Path::new("<test>"), &[]).unwrap()
+}
+
+fn run(s: &Scenario) -> VecSink {
+    let mut sink = VecSink::default();
+    sflam::run::simulate(s, &mut sink, None, None).unwrap();
+    sink
+}
+
+#[test]
+fn sl_relays_one_device_at_a_time() {
+    let sink = run(&scenario("[training]\nframework = \"sl\"\n"));
+    for r in 0..3 {
+        let rows: Vec<_> = sink.device_rounds.iter().filter(|d| d.round == r).collect();
+        assert!(rows.len() > 1);
+        let busy: f64 = rows.iter().map(|d| d.t_cmp_s + d.t_com_s + d.t_srv_s + d.t_wait_s + d.t_down_s).sum();
+        let last = rows.iter().map(|d| d.time_s).fold(0.0, f64::max);
+        assert!((last - busy).abs() <= 1e-6 * busy, "round {r}: last done at {last} s, busy {busy} s in all");
+        // fp32 activations.
+        assert!(rows.iter().all(|d| d.bits == 32));
+    }
+}
+
+#[test]
+fn parallel_frameworks_overlap_and_fl_ll_stay_on_the_device() {
+    let sfl = run(&scenario("[training]\nframework = \"sfl\"\n"));
+    let rows: Vec<_> = sfl.device_rounds.iter().filter(|d| d.round == 0).collect();
+    let busy: f64 = rows.iter().map(|d| d.t_cmp_s + d.t_com_s + d.t_srv_s + d.t_wait_s + d.t_down_s).sum();
+    let last = rows.iter().map(|d| d.time_s).fold(0.0, f64::max);
+    assert!(last < 0.5 * busy, "parallel: {last} s vs {busy} s of work");
+    assert!(rows.iter().all(|d| d.bits == 32));
+
+    let w = sflam::workload::Workload::of(sflam::workload::vit_config("vit-b32").unwrap());
+    let fl = run(&scenario("[training]\nframework = \"fl\"\n"));
+    for d in &fl.device_rounds {
+        assert_eq!(d.t_srv_s, 0.0);
+        // The only upload: the whole fp32 model once, at the allocated rate.
+        let model_bits = 32.0 * (w.device_params + w.server_params) as f64;
+        assert!(
+            (d.t_com_s - model_bits / d.rate_bps).abs() < 1e-6 * d.t_com_s,
+            "{} vs {}",
+            d.t_com_s,
+            model_bits / d.rate_bps
+        );
+    }
+    // fl computes the whole model on the device: far more device time than sfl.
+    let cmp = |s: &VecSink| s.device_rounds.iter().map(|d| d.t_cmp_s).sum::<f64>() / s.device_rounds.len() as f64;
+    assert!(cmp(&fl) > 50.0 * cmp(&sfl));
+
+    let ll = run(&scenario("[training]\nframework = \"ll\"\n"));
+    assert!(ll.device_rounds.iter().all(|d| d.t_com_s == 0.0 && d.energy_com_j == 0.0 && d.t_srv_s == 0.0));
+}
+
+#[test]
+fn training_in_the_loop_uses_exactly_the_finished_participants() {
+    // A deadline that cuts some devices: their updates must not count.
+    let mut s = scenario(
+        "[training]\nenabled = true\ndataset = \"synthetic\"\nmin_samples = 20\nbatch = 16\neval_samples = 200\n\
+         optimizer = \"adam\"\nlr = 0.002\n",
+    );
+    // `fixed` schedules at random, at p_max: some devices miss the deadline.
+    s.run.mode = sflam::config::RoundMode::Deadline;
+    s.run.deadline_s = 4.5;
+    s.allocator.name = "fixed".into();
+    let sink = run(&s);
+    let fin = sink.device_rounds.iter().filter(|d| d.outcome == Outcome::Finished).count();
+    let late = sink.device_rounds.iter().filter(|d| d.outcome == Outcome::Straggler).count();
+    assert!(fin > 0 && late > 0, "want both finished ({fin}) and stragglers ({late})");
+    assert!(sink.rounds.iter().all(|r| r.accuracy.is_some() && r.loss.is_some() == (r.finished > 0)));
+    // The devices trace carries each device's class counts.
+    assert!(
+        sink.devices
+            .iter()
+            .all(|d| d.class_counts.len() == 10 && d.class_counts.iter().sum::<u32>() as u64 == d.samples)
+    );
+
+    // Replay outside the simulation with the finished devices and their bits.
+    let t = sflam::train::trainer_of(&s).unwrap();
+    let fw = framework(s.training.framework);
+    let mut state = ModelState { global: t.initial_params(), local: Default::default() };
+    for r in &sink.rounds {
+        let mut work: Vec<Work> = sink
+            .device_rounds
+            .iter()
+            .filter(|d| d.round == r.round && d.outcome == Outcome::Finished)
+            .map(|d| Work { device: d.device, bits: d.bits })
+            .collect();
+        work.sort_by_key(|w| w.device);
+        fw.round(&t, &mut state, r.round, &work).unwrap();
+        assert_eq!(Some(fw.evaluate(&t, &state).unwrap().accuracy), r.accuracy, "round {}", r.round);
+    }
+    // And the same run again is identical (seeded, thread-count independent).
+    let mut s2 = s.clone();
+    s2.run.threads = 2;
+    let again = run(&s2);
+    let acc = |k: &VecSink| k.rounds.iter().map(|r| (r.loss, r.accuracy)).collect::<Vec<_>>();
+    assert_eq!(acc(&sink), acc(&again));
+}
+
+#[test]
+fn fashion_mnist_from_the_debian_package() {
+    // CI installs dataset-fashion-mnist; elsewhere the test says so and stops.
+    let dir = Path::new(sflam::train::data::FASHION_MNIST_DIR);
+    if !dir.join("train-images-idx3-ubyte.gz").exists() {
+        eprintln!("skipped: {} not installed (apt-get install dataset-fashion-mnist)", dir.display());
+        return;
+    }
+    let (tr, te) = sflam::train::data::load(sflam::train::data::DatasetKind::FashionMnist, "", 0).unwrap();
+    assert_eq!((tr.len(), te.len(), tr.size, tr.channels), (60_000, 10_000, 28, 1));
+    // Fashion-MNIST is balanced: 6,000 and 1,000 images per class.
+    let all: Vec<u32> = (0..60_000).collect();
+    assert_eq!(tr.class_counts(&all), vec![6000; 10]);
+    let all: Vec<u32> = (0..10_000).collect();
+    assert_eq!(te.class_counts(&all), vec![1000; 10]);
+}

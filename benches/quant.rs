@@ -3,7 +3,7 @@
 //! `python3 benches/quant_numpy.py`. `cargo bench --bench quant`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sflam::quant::{quantize_pack, unpack};
+use sflam::quant::{quantize_pack, quantize_pack_into, unpack};
 
 fn quant(c: &mut Criterion) {
     // One ViT-B/32 mini-batch at the cut: 64 x 49 x 768 activations.
@@ -14,10 +14,11 @@ fn quant(c: &mut Criterion) {
     g.throughput(Throughput::Bytes((d * 4) as u64));
     for bits in [4u32, 8, 16] {
         g.bench_function(format!("pack/b={bits}"), |b| {
-            let mut key = 0u64;
+            let (mut key, mut out) = (0u64, Vec::new());
             b.iter(|| {
                 key += 1;
-                quantize_pack(&a, bits, key).unwrap().len()
+                quantize_pack_into(&a, bits, key, &mut out).unwrap();
+                out.len()
             })
         });
     }

@@ -69,45 +69,124 @@ fn codes(a: &[f32], base: u32, g: Grid, out: &mut [u32; BLOCK]) {
     for (j, (&x, o)) in a.iter().zip(out.iter_mut()).enumerate() {
         let u = (hash32(base.wrapping_add(j as u32) ^ g.seed) >> 8) as f32 * (1.0 / 16_777_216.0);
         let bits = x.to_bits();
-        // pos in [0, 2^b - 1] because lo <= |x| <= hi; i32 is wide enough.
+        // pos in [0, 2^b - 1] (a hair above at most) because lo <= |x| <= hi
+        // and inv is finite: the unchecked conversion vectorizes, where `as`
+        // would add NaN and range checks per element.
         let pos = (f32::from_bits(bits & 0x7fff_ffff) - g.lo) * g.inv;
-        let k0 = pos as i32 as u32;
+        // SAFETY: pos is finite and within 0..=65536, see above.
+        let k0 = unsafe { pos.to_int_unchecked::<i32>() } as u32;
         let k = (k0 + (u < pos - k0 as f32) as u32).min(g.max_k);
         *o = (bits >> 31) | (k << 1);
     }
 }
 
-/// Packs whole blocks at W = bits + 1 <= 16 bits per code.
+/// Packs whole blocks at W = bits + 1 <= 16 bits per code: codes are
+/// merged pairwise in lanes (2 codes -> 2W bits, 4 -> 4W <= 64 bits), so
+/// the merging vectorizes, and every 8 codes are stored as W bytes.
 #[inline(always)]
 fn pack_blocks<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
     let mut buf = [0u32; BLOCK];
+    let mut pairs = [0u32; BLOCK / 2];
+    let mut quads = [0u64; BLOCK / 4];
     for (bi, (xs, dst)) in a.chunks_exact(BLOCK).zip(body.chunks_exact_mut(BLOCK / 8 * W)).enumerate() {
         codes(xs, (bi * BLOCK) as u32, g, &mut buf);
-        for (c8, d) in buf.chunks_exact(8).zip(dst.chunks_exact_mut(W)) {
-            let mut acc = 0u128;
-            for (i, &c) in c8.iter().enumerate() {
-                acc |= (c as u128) << (i * W);
-            }
+        for (p, c) in pairs.iter_mut().zip(buf.chunks_exact(2)) {
+            *p = c[0] | (c[1] << W);
+        }
+        for (q, p) in quads.iter_mut().zip(pairs.chunks_exact(2)) {
+            *q = p[0] as u64 | ((p[1] as u64) << (2 * W));
+        }
+        for (q, d) in quads.chunks_exact(2).zip(dst.chunks_exact_mut(W)) {
+            let acc = q[0] as u128 | ((q[1] as u128) << (4 * W));
             d.copy_from_slice(&acc.to_le_bytes()[..W]);
         }
     }
 }
 
-/// The same, compiled for AVX2 (the baseline x86-64 target has no
-/// 32-bit vector multiply); chosen at run time.
+/// The same, compiled for AVX2 and for AVX-512 (the baseline x86-64
+/// target has no 32-bit vector multiply); chosen at run time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn pack_blocks_avx2<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
     pack_blocks::<W>(a, g, body)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn pack_blocks_avx512<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
+    pack_blocks::<W>(a, g, body)
+}
+
 fn pack_blocks_dispatch<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected on this CPU.
-        return unsafe { pack_blocks_avx2::<W>(a, g, body) };
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx2") && has!("fma") {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { pack_blocks_avx512::<W>(a, g, body) };
+        }
+        if has!("avx2") && has!("fma") {
+            // SAFETY: as above.
+            return unsafe { pack_blocks_avx2::<W>(a, g, body) };
+        }
     }
     pack_blocks::<W>(a, g, body)
+}
+
+/// min |a_i|, max |a_i| and whether every element is finite, with
+/// lane-wise accumulators and a non-finite flag (exponent all ones) so that
+/// the scan vectorizes.
+#[inline(always)]
+fn bounds(a: &[f32]) -> (f32, f32, bool) {
+    let (mut lo8, mut hi8, mut bad8) = ([f32::INFINITY; 16], [0f32; 16], [0u32; 16]);
+    let chunks = a.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            let b = c[i].to_bits() & 0x7fff_ffff;
+            bad8[i] |= (b >= 0x7f80_0000) as u32;
+            let m = f32::from_bits(b);
+            lo8[i] = lo8[i].min(m);
+            hi8[i] = hi8[i].max(m);
+        }
+    }
+    let (mut lo, mut hi) = (lo8.iter().fold(f32::INFINITY, |x, &y| x.min(y)), hi8.iter().fold(0f32, |x, &y| x.max(y)));
+    let mut finite = bad8.iter().all(|&b| b == 0);
+    for &x in tail {
+        let m = x.abs();
+        finite &= m.is_finite();
+        lo = lo.min(m);
+        hi = hi.max(m);
+    }
+    (lo, hi, finite)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn bounds_avx512(a: &[f32]) -> (f32, f32, bool) {
+    bounds(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn bounds_avx2(a: &[f32]) -> (f32, f32, bool) {
+    bounds(a)
+}
+
+fn bounds_dispatch(a: &[f32]) -> (f32, f32, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx2") && has!("fma") {
+            // SAFETY: the features were just detected on this CPU.
+            return unsafe { bounds_avx512(a) };
+        }
+        if has!("avx2") && has!("fma") {
+            // SAFETY: as above.
+            return unsafe { bounds_avx2(a) };
+        }
+    }
+    bounds(a)
 }
 
 /// Quantizes `a` at `bits` (1..=16) with stochastic rounding keyed by
@@ -125,28 +204,7 @@ pub fn quantize_pack_into(a: &[f32], bits: u32, key: u64, out: &mut Vec<u8>) -> 
     if !(1..=16).contains(&bits) {
         return Err(Error::Input(format!("quantization bits {bits}: allowed 1..=16")));
     }
-    // Lane-wise bounds and a non-finite flag (exponent all ones), so the
-    // scan vectorizes.
-    let (mut lo8, mut hi8, mut bad8) = ([f32::INFINITY; 8], [0f32; 8], [0u32; 8]);
-    let chunks = a.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..8 {
-            let b = c[i].to_bits() & 0x7fff_ffff;
-            bad8[i] |= (b >= 0x7f80_0000) as u32;
-            let m = f32::from_bits(b);
-            lo8[i] = lo8[i].min(m);
-            hi8[i] = hi8[i].max(m);
-        }
-    }
-    let (mut lo, mut hi) = (lo8.iter().fold(f32::INFINITY, |x, &y| x.min(y)), hi8.iter().fold(0f32, |x, &y| x.max(y)));
-    let mut finite = bad8.iter().all(|&b| b == 0);
-    for &x in tail {
-        let m = x.abs();
-        finite &= m.is_finite();
-        lo = lo.min(m);
-        hi = hi.max(m);
-    }
+    let (mut lo, hi, finite) = bounds_dispatch(a);
     if !finite {
         return Err(Error::Numeric { checkpoint: "quant.input", detail: "non-finite activation".into() });
     }
@@ -155,7 +213,9 @@ pub fn quantize_pack_into(a: &[f32], bits: u32, key: u64, out: &mut Vec<u8>) -> 
     }
     let levels = ((1u32 << bits) - 1) as f32;
     let delta = (hi - lo) / levels;
-    let inv = if delta > 0.0 { 1.0 / delta } else { 0.0 };
+    // A subnormal delta would make 1/delta infinite: such a tensor is
+    // constant to f32 precision and every element goes to level 0.
+    let inv = if delta > 0.0 && (1.0 / delta).is_finite() { 1.0 / delta } else { 0.0 };
     let total_bits = payload_bits(a.len() as u64, bits);
     out.clear();
     out.resize(wire_bytes(total_bits) as usize, 0);
@@ -177,30 +237,33 @@ pub fn quantize_pack_into(a: &[f32], bits: u32, key: u64, out: &mut Vec<u8>) -> 
     by_width!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
     // The last partial block (and every block at 17 bits): a plain bit writer.
     if !rest.is_empty() {
-        pack_bits(rest, whole as u32, width as u32, g, body, whole * width);
+        pack_bits(rest, whole as u32, width as u32, g, body, whole * width / 8);
     }
     Ok(())
 }
 
-/// Packs `a` (elements from `base` on) bit by bit from bit `at_bit` of
-/// `body`, which must be zero there.
-fn pack_bits(a: &[f32], base: u32, width: u32, g: Grid, body: &mut [u8], at_bit: usize) {
+/// Packs `a` (elements from `base` on) at `width` bits per code from byte
+/// `at` of `body` (blocks are whole bytes: 64 codes of W bits), 32 bits at
+/// a time through a u64 accumulator.
+fn pack_bits(a: &[f32], base: u32, width: u32, g: Grid, body: &mut [u8], at: usize) {
     let mut buf = [0u32; BLOCK];
-    let mut bit = at_bit;
+    let (mut acc, mut filled, mut at) = (0u64, 0u32, at);
     for (bi, xs) in a.chunks(BLOCK).enumerate() {
         codes(xs, base + (bi * BLOCK) as u32, g, &mut buf);
         for &c in &buf[..xs.len()] {
-            let mut v = c as u64;
-            let mut left = width as usize;
-            while left > 0 {
-                let (byte, off) = (bit / 8, bit % 8);
-                let take = (8 - off).min(left);
-                body[byte] |= ((v & ((1 << take) - 1)) as u8) << off;
-                v >>= take;
-                left -= take;
-                bit += take;
+            acc |= (c as u64) << filled;
+            filled += width;
+            if filled >= 32 {
+                body[at..at + 4].copy_from_slice(&(acc as u32).to_le_bytes());
+                at += 4;
+                acc >>= 32;
+                filled -= 32;
             }
         }
+    }
+    for b in body[at..].iter_mut() {
+        *b = acc as u8;
+        acc >>= 8;
     }
 }
 

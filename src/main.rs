@@ -58,15 +58,16 @@ enum Cmd {
     /// Run a grid of overrides in parallel into hive-partitioned folders.
     Sweep {
         scenario: PathBuf,
-        /// An axis: KEY=V1,V2,... (repeatable; the product is run).
-        #[arg(long = "grid", value_name = "KEY=V1,V2", required = true)]
+        /// An axis: KEY=V1,V2,... (repeatable; the product is run). Default:
+        /// the scenario's `sweep.grid`.
+        #[arg(long = "grid", value_name = "KEY=V1,V2")]
         grid: Vec<String>,
         /// Overrides applied to every point.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Output folder.
+        /// Output folder (default: `sweep.output_dir`, else runs/<run.name>).
         #[arg(long, short)]
-        output: PathBuf,
+        output: Option<PathBuf>,
         /// Parallel runs (default: all cores).
         #[arg(long, short)]
         jobs: Option<usize>,
@@ -177,11 +178,26 @@ fn real_main() -> Result<(), sflam::Error> {
             }
         }
         Cmd::Sweep { scenario, grid, set, output, jobs, shard, common_seed, quiet } => {
+            let base = load_scenario(&scenario, &set)?;
+            let grid = if grid.is_empty() { base.sweep.grid.clone() } else { grid };
+            if grid.is_empty() {
+                return Err(sflam::Error::Input(format!(
+                    "{}: no grid: give --grid KEY=V1,V2 or set sweep.grid in the scenario",
+                    scenario.display()
+                )));
+            }
+            let output = output.unwrap_or_else(|| {
+                if base.sweep.output_dir.is_empty() {
+                    PathBuf::from("runs").join(&base.run.name)
+                } else {
+                    PathBuf::from(&base.sweep.output_dir)
+                }
+            });
             let axes = grid.iter().map(|g| sflam::sweep::parse_axis(g)).collect::<sflam::Result<Vec<_>>>()?;
             let opts = sflam::sweep::SweepOptions {
                 jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
                 shard: sflam::sweep::parse_shard(&shard)?,
-                common_seed,
+                common_seed: common_seed || base.sweep.common_seed,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let dirs = sflam::sweep::run_sweep(&scenario, &set, &axes, &output, &opts)?;

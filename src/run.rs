@@ -22,16 +22,23 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
-/// The allocator a run uses: the scenario's for `sflam`; for `sfl`, `sl`
-/// and `fl`, which send fp32 activations or a model, `nq`: power and RB
-/// matching still optimized, no quantization (README, "Frameworks").
-/// (`ll` sends nothing and takes `fixed` at 32 bits.)
-pub fn allocator_name(s: &Scenario) -> &str {
-    match s.training.framework {
-        crate::config::FrameworkKind::Sflam => &s.allocator.name,
-        crate::config::FrameworkKind::Ll => "fixed",
-        _ => "nq",
-    }
+/// The allocator a run uses: the scenario's for `sflam`. `sfl`, `sl` and
+/// `fl` send fp32 activations or a model, so they get the fp32 counterpart
+/// of the scenario's allocator: `ep` -> p_max with fp32, `fixed` -> fixed at
+/// 32 bits, anything else -> `nq` (power and matching optimized). `ll`
+/// sends nothing and gets `fixed` at 32 bits, only to fill the RBs.
+pub fn allocator_for(s: &Scenario) -> Result<Box<dyn crate::alloc::Allocator>> {
+    use crate::alloc::{Enumerate, Fixed};
+    use crate::config::FrameworkKind;
+    let name = s.allocator.name.as_str();
+    Ok(match (s.training.framework, name) {
+        (FrameworkKind::Sflam, _) => {
+            allocator_from(name, &s.allocator).ok_or_else(|| Error::Input(format!("unknown allocator `{name}`")))?
+        }
+        (FrameworkKind::Ll, _) | (_, "fixed") => Box::new(Fixed { bits: 32 }),
+        (_, "ep") => Box::new(Enumerate::equal_power_fp32()),
+        _ => Box::new(Enumerate::no_quantization()),
+    })
 }
 
 /// Runs the scenario into any sink; returns the summary. The caller owns
@@ -43,14 +50,7 @@ pub fn simulate(
     mut on_round: Option<RoundHook<'_>>,
 ) -> Result<Summary> {
     let wall = std::time::Instant::now();
-    let allocator: Box<dyn crate::alloc::Allocator> = if s.training.framework == crate::config::FrameworkKind::Ll {
-        // Local learning sends nothing: no power or bits to choose, the
-        // RBs only cap how many devices train per round.
-        Box::new(crate::alloc::Fixed { bits: 32 })
-    } else {
-        let name = allocator_name(s);
-        allocator_from(name, &s.allocator).ok_or_else(|| Error::Input(format!("unknown allocator `{name}`")))?
-    };
+    let allocator = allocator_for(s)?;
     // The learning half, when the scenario trains: data split over the
     // simulated devices, the framework's state carried across rounds.
     let learner = if s.training.enabled { Some(crate::train::CoLearner::new(s)?) } else { None };

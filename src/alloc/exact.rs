@@ -29,6 +29,11 @@ impl Enumerate {
     pub fn no_quantization() -> Enumerate {
         Enumerate { power: PowerRule::MinFeasible, bits: BitsRule::Fp32 }
     }
+    /// `ep` without quantization: p_max, fp32, matching optimized (the fp32
+    /// counterpart of `ep` for the frameworks that do not quantize).
+    pub fn equal_power_fp32() -> Enumerate {
+        Enumerate { power: PowerRule::Max, bits: BitsRule::Fp32 }
+    }
 }
 
 impl Allocator for Enumerate {

@@ -27,6 +27,7 @@ pub struct Scenario {
     pub quantization: QuantizationConfig,
     pub allocator: AllocatorConfig,
     pub training: TrainingConfig,
+    pub sweep: SweepConfig,
 }
 
 /// `[run]`: the round loop and the output.
@@ -338,6 +339,19 @@ impl Default for AllocatorConfig {
     fn default() -> Self {
         AllocatorConfig { name: "fixed".into(), fixed_bits: 8, weight_j: 1000.0, epsilon_j: 1e-6, max_iterations: 50 }
     }
+}
+
+/// `[sweep]`: the grid `sflam sweep` runs when no `--grid` is given, so a
+/// paper figure is one command.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Axes as `"key=v1,v2,..."`, like `--grid`. Default `[]`.
+    pub grid: Vec<String>,
+    /// Same seed for every point, like `--common-seed`. Default false.
+    pub common_seed: bool,
+    /// Output folder of the sweep; empty means `runs/<run.name>`. Default `""`.
+    pub output_dir: String,
 }
 
 /// `[training]`: the learning half (SPEC section 7). `sflam train` always

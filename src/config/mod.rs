@@ -452,7 +452,9 @@ impl BackendKind {
     pub fn device(self) -> crate::Result<burn::tensor::Device> {
         match self {
             BackendKind::Flex => Ok(burn::tensor::Device::flex()),
+            // Deprecated upstream; kept opt-in because users asked for it.
             #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
             BackendKind::Ndarray => Ok(burn::tensor::Device::ndarray()),
             #[cfg(not(feature = "ndarray"))]
             BackendKind::Ndarray => Err(crate::Error::Input(

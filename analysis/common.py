@@ -44,3 +44,18 @@ def write_outputs(df, fig, out_stem, title):
     png = out_stem.with_suffix(".png")
     fig.savefig(png, dpi=120)
     print(f"wrote {md} and {png}")
+
+
+def sweep_table(doc, table, keys):
+    """The command line of a figure script, `SWEEP_DIR [OUT_DIR]`: returns
+    (`table` of the sweep as one frame, the output folder, default
+    SWEEP_DIR/figures), after checking that the sweep varies every key."""
+    if len(sys.argv) < 2:
+        sys.exit(doc)
+    sweep = Path(sys.argv[1])
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else sweep / "figures"
+    df = scan(sweep, table)
+    for col in keys:
+        if col not in df.columns:
+            sys.exit(f"error: {sweep} is not a sweep over {col}")
+    return df, out

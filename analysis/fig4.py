@@ -3,26 +3,17 @@
 (c) mean quantization bits, each against T_max.
 
 usage: python3 analysis/fig4.py SWEEP_DIR [OUT_DIR]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
-import sys
-from pathlib import Path
 
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from common import scan, write_outputs
+from common import sweep_table, write_outputs
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    sweep = Path(sys.argv[1])
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else sweep / "figures"
-    rounds = scan(sweep, "rounds")
-    for col in ("allocator.name", "run.deadline_s"):
-        if col not in rounds.columns:
-            sys.exit(f"error: {sweep} is not a sweep over {col}")
+    rounds, out = sweep_table(__doc__, "rounds", ["allocator.name", "run.deadline_s"])
     t = (
         rounds.group_by(["allocator.name", "run.deadline_s"])
         .agg(

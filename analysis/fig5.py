@@ -7,27 +7,18 @@ device's time; sl relays, so its devices' times add up. Energies add up
 over devices in every framework.
 
 usage: python3 analysis/fig5.py SWEEP_DIR [OUT_DIR]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
-import sys
-from pathlib import Path
 
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from common import scan, write_outputs
+from common import sweep_table, write_outputs
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    sweep = Path(sys.argv[1])
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else sweep / "figures"
-    dr = scan(sweep, "device_rounds")
     keys = ["training.framework", "devices.count"]
-    for col in keys:
-        if col not in dr.columns:
-            sys.exit(f"error: {sweep} is not a sweep over {col}")
+    dr, out = sweep_table(__doc__, "device_rounds", keys)
     dr = dr.with_columns(
         (pl.col("t_cmp_s") + pl.col("t_srv_s") + pl.col("t_wait_s")).alias("cmp_s"),
         (pl.col("t_com_s") + pl.col("t_down_s")).alias("com_s"),

@@ -4,27 +4,18 @@ simulated time, one panel per alpha; the table gives each run's final
 accuracy, simulated time and device energy.
 
 usage: python3 analysis/fig6.py SWEEP_DIR [OUT_DIR]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
-import sys
-from pathlib import Path
 
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from common import scan, write_outputs
+from common import sweep_table, write_outputs
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    sweep = Path(sys.argv[1])
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else sweep / "figures"
-    rounds = scan(sweep, "rounds")
     keys = ["training.framework", "training.dirichlet_alpha"]
-    for col in keys:
-        if col not in rounds.columns:
-            sys.exit(f"error: {sweep} is not a sweep over {col}")
+    rounds, out = sweep_table(__doc__, "rounds", keys)
     rounds = rounds.sort(keys + ["round"]).with_columns(pl.col("energy_j").cum_sum().over(keys).alias("energy_cum_j"))
     evaluated = rounds.filter(pl.col("accuracy").is_not_null())
     t = (

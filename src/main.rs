@@ -228,7 +228,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 "{}: {} {} on {:?}, {} rounds; output: {}",
                 s.run.name,
                 s.training.model,
-                serde_json::to_string(&s.training.framework).unwrap_or_default().trim_matches('"'),
+                sflam::train::framework_name(s.training.framework),
                 s.training.dataset,
                 r.rows.len(),
                 r.dir.display()

@@ -106,7 +106,7 @@ pub fn initial_state(s: &Scenario, t: &Trainer) -> Result<ModelState> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainRoundRow {
     pub round: u32,
-    pub framework: String,
+    pub framework: FrameworkKind,
     pub participants: u32,
     /// Training samples held by the participants [samples].
     pub samples: u64,
@@ -124,7 +124,8 @@ pub struct TrainRoundRow {
     pub wall_s: f64,
 }
 
-fn framework_name(k: FrameworkKind) -> &'static str {
+/// The name a framework has in scenario files and traces.
+pub fn framework_name(k: FrameworkKind) -> &'static str {
     match k {
         FrameworkKind::Sflam => "sflam",
         FrameworkKind::Sfl => "sfl",
@@ -152,8 +153,11 @@ impl Row for TrainRoundRow {
         ]
     }
     fn push(&self, c: &mut ColumnSet) {
-        let fw = ["sflam", "sfl", "sl", "fl", "ll"].into_iter().find(|n| *n == self.framework).unwrap_or("?");
-        c.u32(self.round).str(fw).u32(self.participants).u64(self.samples).opt_f64(self.mean_bits);
+        c.u32(self.round)
+            .str(framework_name(self.framework))
+            .u32(self.participants)
+            .u64(self.samples)
+            .opt_f64(self.mean_bits);
         c.u64(self.wire_bytes).opt_f64(self.train_loss).opt_f64(self.test_loss).opt_f64(self.accuracy).f64(self.wall_s);
     }
 }
@@ -302,7 +306,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
         let quantized = s.training.framework == FrameworkKind::Sflam;
         let row = TrainRoundRow {
             round,
-            framework: framework_name(fw.kind()).into(),
+            framework: fw.kind(),
             participants: work.len() as u32,
             samples: work.iter().map(|w| trainer.samples(w.device) as u64).sum(),
             mean_bits: (quantized && !work.is_empty())

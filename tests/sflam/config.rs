@@ -126,11 +126,9 @@ fn readme_documents_every_scenario_key() {
 
 #[test]
 fn bad_training_values_name_their_fields() {
-    let e = errors(
-        "[training]\nmodel = \"vit-huge\"\nbits = 0\nlr = -1.0\nmomentum = 1.5\ninit = \"weights.bin\"\n",
-        &[],
-    )
-    .join("\n");
+    let e =
+        errors("[training]\nmodel = \"vit-huge\"\nbits = 0\nlr = -1.0\nmomentum = 1.5\ninit = \"weights.bin\"\n", &[])
+            .join("\n");
     for field in ["training.model", "training.bits", "training.lr", "training.momentum", "training.init"] {
         assert!(e.contains(field), "{field} missing in:\n{e}");
     }

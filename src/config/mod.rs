@@ -393,6 +393,9 @@ pub struct TrainingConfig {
     pub lr: f64,
     /// SGD momentum [1]; 0 = none. Default 0.9 (authors' code).
     pub momentum: f64,
+    /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x
+    /// iterations is lr x (1 + cos(pi t / T)) / 2. Default `"constant"`.
+    pub lr_schedule: LrSchedule,
     /// Evaluate every N rounds (and after the last) [rounds]. Default 1.
     pub eval_every: u32,
     /// Save a checkpoint every N rounds; 0 = only after the last [rounds]. Default 0.
@@ -422,6 +425,7 @@ impl Default for TrainingConfig {
             optimizer: OptimizerKind::Sgd,
             lr: 0.01,
             momentum: 0.9,
+            lr_schedule: LrSchedule::Constant,
             eval_every: 1,
             checkpoint_every: 0,
             init: String::new(),
@@ -437,6 +441,24 @@ pub use crate::train::data::DatasetKind;
 pub enum OptimizerKind {
     Sgd,
     Adam,
+}
+
+/// How the learning rate moves over a run's steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    Constant,
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate [1] at `step` of `total` steps from the base rate `lr` [1].
+    pub fn at(self, lr: f64, step: u64, total: u64) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos()),
+        }
+    }
 }
 
 /// The Burn backend training runs on.

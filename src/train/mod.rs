@@ -20,7 +20,7 @@ pub mod params;
 pub mod training;
 pub mod wire;
 
-pub use crate::config::{BackendKind, OptimizerKind};
+pub use crate::config::{BackendKind, LrSchedule, OptimizerKind};
 pub use framework::{Framework, ModelState, RoundStats, Work, framework};
 pub use training::{Eval, Params, Trainer};
 
@@ -51,6 +51,9 @@ pub struct TrainSettings {
     pub lr: f64,
     /// SGD momentum [1].
     pub momentum: f64,
+    pub lr_schedule: LrSchedule,
+    /// Rounds of the run, the schedule's horizon [rounds].
+    pub rounds: u32,
     /// Test samples evaluated; 0 = all [samples].
     pub eval_samples: usize,
     /// Worker threads; 0 = all cores [1].
@@ -70,6 +73,8 @@ impl TrainSettings {
             optimizer: t.optimizer,
             lr: t.lr,
             momentum: t.momentum,
+            lr_schedule: t.lr_schedule,
+            rounds: s.run.rounds,
             eval_samples: t.eval_samples,
             threads: s.run.threads,
             backend: t.backend,

@@ -144,6 +144,13 @@ impl Trainer {
         }
     }
 
+    /// The learning rate [1] of local iteration `it` of `round`.
+    fn lr(&self, round: u32, it: usize) -> f64 {
+        let per = self.settings.iterations as u64;
+        let step = round as u64 * per + it as u64;
+        self.settings.lr_schedule.at(self.settings.lr, step, self.settings.rounds as u64 * per)
+    }
+
     fn models(&self, p: &Params, device: &Device) -> (DeviceModel, ServerModel) {
         (
             load_flat(self.device_template.clone(), &p.device, device),
@@ -158,11 +165,11 @@ impl Trainer {
         let (mut dm, mut sm) = self.models(start, &self.grad);
         let (mut opt_d, mut opt_s) = (self.optimizer(), self.optimizer());
         let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
-        let lr = self.settings.lr;
         let key = derive_seed(self.settings.seed, "wire") ^ ((round as u64) << 32 | device as u64);
         let (mut loss_sum, mut bytes) = (0.0, 0u64);
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
+            let lr = self.lr(round, it);
             let (x, y) = self.train.batch(idx, &self.grad);
             let act = dm.forward(x);
             let sent =
@@ -199,13 +206,13 @@ impl Trainer {
         let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
         let mut loss_sum = 0.0;
         let batches = self.batches(device, round);
-        for idx in &batches {
+        for (it, idx) in batches.iter().enumerate() {
             let (x, y) = self.train.batch(idx, &self.grad);
             let loss = loss_fn.forward(m.forward(x), y);
             loss_sum += finite_scalar(&loss, "train.device_loss")?;
             let grads = loss.backward();
             let gp = GradientsParams::from_grads(grads, &m);
-            m = opt.step(self.settings.lr, m, gp);
+            m = opt.step(self.lr(round, it), m, gp);
         }
         Ok(LocalUpdate {
             params: Params { device: to_flat(&m.device_side), server: to_flat(&m.server_side) },

@@ -5,13 +5,15 @@
 //! `python3 benches/train_step_torch.py`. `cargo bench --bench train_step`.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sflam::train::model::SplitVit;
+use sflam::train::training::whole_step;
 use std::time::Duration;
 
 fn step(c: &mut Criterion) {
+    sflam::train::tune_allocator();
     let vit = sflam::workload::vit_config("vit-small-32").unwrap();
     let device = Device::flex().autodiff();
     let mut model = SplitVit::new(vit, &device);
@@ -21,14 +23,17 @@ fn step(c: &mut Criterion) {
     let y = Tensor::<1, Int>::from_data(TensorData::new((0..64).map(|i| (i % 10) as i64).collect(), [64]), &device);
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10).measurement_time(Duration::from_secs(30)).warm_up_time(Duration::from_secs(3));
-    g.bench_function("vit-small-32/batch64/adam", |b| {
-        b.iter(|| {
-            let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = opt.step(1e-3, model.clone(), grads);
-            loss.into_scalar::<f32>()
-        })
-    });
+    // The project's step, as `training.micro_batches = 1` and `= 2` run it.
+    for micro in [1, 2] {
+        g.bench_function(format!("vit-small-32/batch64/adam/micro{micro}"), |b| {
+            b.iter(|| {
+                let loss;
+                (model, loss) =
+                    whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), micro).unwrap();
+                loss
+            })
+        });
+    }
     g.finish();
 }
 

@@ -243,6 +243,7 @@ fn real_main() -> Result<(), sflam::Error> {
 }
 
 fn main() -> ExitCode {
+    sflam::train::tune_allocator();
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -393,6 +393,14 @@ pub struct TrainingConfig {
     pub lr: f64,
     /// SGD momentum [1]; 0 = none. Default 0.9 (authors' code).
     pub momentum: f64,
+    /// Each mini-batch is cut into this many equal parts whose gradients
+    /// are computed in parallel and summed: the full batch's gradient, in
+    /// less wall time when a round has fewer participants than cores
+    /// (e.g. the centralized baseline). Whole-model frameworks (`fl`,
+    /// `ll`) only: a split one sends each mini-batch as one message.
+    /// Results depend on it (float summation order), not on the thread
+    /// count [1]. Default 1.
+    pub micro_batches: usize,
     /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x
     /// iterations is lr x (1 + cos(pi t / T)) / 2. Default `"constant"`.
     pub lr_schedule: LrSchedule,
@@ -425,6 +433,7 @@ impl Default for TrainingConfig {
             optimizer: OptimizerKind::Sgd,
             lr: 0.01,
             momentum: 0.9,
+            micro_batches: 1,
             lr_schedule: LrSchedule::Constant,
             eval_every: 1,
             checkpoint_every: 0,

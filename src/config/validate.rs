@@ -1,7 +1,7 @@
 //! Semantic validation: values that parse but make no sense are caught here,
 //! before any run starts, each named by its field path.
 
-use super::Scenario;
+use super::{FrameworkKind, Scenario};
 
 /// One semantic problem: field path, the value, what is allowed.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,6 +162,13 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         c.push("training.bits", t.bits, "bits in 1..=16");
     }
     c.min_f("training.lr", t.lr, 0.0, true);
+    if t.micro_batches == 0 || t.micro_batches > t.batch {
+        c.push("training.micro_batches", t.micro_batches, "an integer in 1..=training.batch");
+    } else if t.micro_batches > 1 && !matches!(t.framework, FrameworkKind::Fl | FrameworkKind::Ll) {
+        // A split framework sends each mini-batch's activations as one
+        // quantized message (one pair of bounds): parts would change it.
+        c.push("training.micro_batches", t.micro_batches, "1 unless training.framework is \"fl\" or \"ll\"");
+    }
     if !(0.0..1.0).contains(&t.momentum) {
         c.push("training.momentum", t.momentum, "a number in [0, 1)");
     }

@@ -65,6 +65,9 @@ pub enum StopReason {
     Stopped,
 }
 
+/// How far ahead the kernel asks the model to prefetch [events].
+const PREFETCH_AHEAD: usize = 8;
+
 /// The kernel: owns the queue and the clock.
 pub struct Kernel<E> {
     queue: EventQueue<E>,
@@ -124,8 +127,16 @@ impl<E> Kernel<E> {
             let Some((t, ev)) = self.queue.pop() else {
                 return Ok(StopReason::Drained);
             };
-            if let Some(next) = self.queue.peek() {
-                model.prefetch(next);
+            // Prefetch for the event PREFETCH_AHEAD places on where the
+            // head holds it (a miss takes longer than one event), else for
+            // the next one.
+            match self.queue.ahead(PREFETCH_AHEAD) {
+                Some(later) => model.prefetch(later),
+                None => {
+                    if let Some(next) = self.queue.peek() {
+                        model.prefetch(next);
+                    }
+                }
             }
             self.now = t;
             self.processed += 1;

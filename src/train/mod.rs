@@ -34,6 +34,22 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Keeps freed tensor buffers in the process (glibc): Burn allocates a
+/// fresh buffer per op, and glibc's defaults hand buffers above its mmap
+/// threshold back to the kernel, so every step paid for page faults and
+/// zeroing of the same megabytes again (-17% step time at vit-small-32,
+/// README, performance). Call once at start-up; a no-op elsewhere.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; these are in range
+    // (mmap threshold at most 32 MiB on 64-bit glibc).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 /// What a [`Trainer`] needs from a scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainSettings {
@@ -52,6 +68,8 @@ pub struct TrainSettings {
     /// SGD momentum [1].
     pub momentum: f64,
     pub lr_schedule: LrSchedule,
+    /// Parts each mini-batch's gradient is computed in, in parallel [1].
+    pub micro_batches: usize,
     /// Rounds of the run, the schedule's horizon [rounds].
     pub rounds: u32,
     /// Test samples evaluated; 0 = all [samples].
@@ -74,6 +92,7 @@ impl TrainSettings {
             lr: t.lr,
             momentum: t.momentum,
             lr_schedule: t.lr_schedule,
+            micro_batches: t.micro_batches,
             rounds: s.run.rounds,
             eval_samples: t.eval_samples,
             threads: s.run.threads,

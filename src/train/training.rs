@@ -18,9 +18,10 @@ use crate::error::{Error, Result};
 use crate::sim::rng::{derive_seed, stream};
 use crate::workload::VitConfig;
 use burn::module::{Module, ModuleMapper, Param};
+use burn::nn::loss::CrossEntropyLoss;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
@@ -208,11 +209,9 @@ impl Trainer {
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
             let (x, y) = self.train.batch(idx, &self.grad);
-            let loss = loss_fn.forward(m.forward(x), y);
-            loss_sum += finite_scalar(&loss, "train.device_loss")?;
-            let grads = loss.backward();
-            let gp = GradientsParams::from_grads(grads, &m);
-            m = opt.step(self.lr(round, it), m, gp);
+            let loss;
+            (m, loss) = whole_step(m, &mut opt, self.lr(round, it), &loss_fn, x, y, self.settings.micro_batches)?;
+            loss_sum += loss;
         }
         Ok(LocalUpdate {
             params: Params { device: to_flat(&m.device_side), server: to_flat(&m.server_side) },
@@ -269,6 +268,47 @@ impl Trainer {
         let (device_side, server_side) = self.models(p, &self.plain);
         super::model::SplitVit { device_side, server_side }
     }
+}
+
+/// One optimizer step of the whole model on the batch (x, y): forward,
+/// loss, backward, update. The batch is cut into `micro` near-equal parts
+/// whose gradients are computed in parallel on the current rayon pool,
+/// each from its mean loss weighted by its share of the batch, and summed
+/// in part order: the full batch's mean-loss gradient, the same for any
+/// thread count. Returns the model and the batch's mean loss [nat].
+pub fn whole_step(
+    m: super::model::SplitVit,
+    opt: &mut ModuleOptimizer,
+    lr: f64,
+    loss_fn: &CrossEntropyLoss,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    micro: usize,
+) -> Result<(super::model::SplitVit, f64)> {
+    let b = x.dims()[0];
+    let micro = micro.clamp(1, b.max(1));
+    let part = |i: usize| -> Result<(GradientsParams, f64)> {
+        let (start, end) = (i * b / micro, (i + 1) * b / micro);
+        let share = (end - start) as f64 / b as f64;
+        let (xs, ys) = if micro == 1 {
+            (x.clone(), y.clone())
+        } else {
+            (x.clone().narrow(0, start, end - start), y.clone().narrow(0, start, end - start))
+        };
+        let loss = loss_fn.forward(m.forward(xs), ys);
+        let value = finite_scalar(&loss, "train.device_loss")?;
+        let loss = if micro == 1 { loss } else { loss.mul_scalar(share as f32) };
+        Ok((GradientsParams::from_grads(loss.backward(), &m), value * share))
+    };
+    let parts: Vec<(GradientsParams, f64)> =
+        if micro == 1 { vec![part(0)?] } else { (0..micro).into_par_iter().map(part).collect::<Result<_>>()? };
+    let mut acc = GradientsAccumulator::new();
+    let mut loss = 0.0;
+    for (grads, l) in parts {
+        acc.accumulate(&m, grads);
+        loss += l;
+    }
+    Ok((opt.step(lr, m, acc.grads()), loss))
 }
 
 fn finite_scalar(t: &Tensor<1>, checkpoint: &'static str) -> Result<f64> {

@@ -373,3 +373,49 @@ fn timm_safetensors_load_by_name_with_pytorch_layouts() {
     assert!(rep.missing.iter().any(|k| k == "head.weight"), "{rep:?}");
     assert_eq!(to_flat(&m.device_side), source.device);
 }
+
+#[test]
+fn micro_batches_give_the_full_batch_gradient_at_any_thread_count() {
+    // The reference is the update from the whole batch at once: cutting
+    // it into 4 parts whose share-weighted gradients are summed must give
+    // the same weights (to float summation order) and the same loss.
+    let run = |extra: &str| {
+        let s = scenario(&format!("framework = \"fl\"\noptimizer = \"sgd\"\nmomentum = 0.0\n{extra}"));
+        let t = trainer(&s);
+        let start = t.initial_params();
+        (start.clone(), t.install(|| t.whole_update(&start, 1, 0).unwrap()))
+    };
+    let (start, whole) = run("");
+    let (_, parts) = run("micro_batches = 4\n");
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff(&parts.params.server, &whole.params.server) < 1e-5);
+    assert!(diff(&parts.params.device, &whole.params.device) < 1e-5);
+    assert!((parts.loss - whole.loss).abs() < 1e-5);
+    assert!(diff(&whole.params.server, &start.server) > 1e-4, "the update moved the weights");
+    // Parts run in parallel: two threads give the identical bits.
+    let s2 = scenario("framework = \"fl\"\noptimizer = \"sgd\"\nmomentum = 0.0\nmicro_batches = 4\n");
+    let mut s2 = s2;
+    s2.run.threads = 2;
+    let t2 = trainer(&s2);
+    let two = t2.install(|| t2.whole_update(&start, 1, 0).unwrap());
+    assert_eq!(two.params, parts.params);
+}
+
+#[test]
+fn micro_batches_are_refused_for_split_frameworks() {
+    let text = "[run]\nname = \"t\"\n[training]\nframework = \"sflam\"\nmicro_batches = 2\n";
+    let err = load_scenario_str(text, Path::new("<test>"), &[]).unwrap_err().to_string();
+    assert!(err.contains("training.micro_batches"), "{err}");
+}
+
+#[test]
+fn cosine_schedule_follows_its_closed_form() {
+    use sflam::config::LrSchedule;
+    let (lr, total) = (0.2, 1000u64);
+    assert_eq!(LrSchedule::Cosine.at(lr, 0, total), lr);
+    assert!((LrSchedule::Cosine.at(lr, 250, total) - lr * (2.0 + 2f64.sqrt()) / 4.0).abs() < 1e-12);
+    assert!((LrSchedule::Cosine.at(lr, 500, total) - 0.1).abs() < 1e-12);
+    assert!((LrSchedule::Cosine.at(lr, 750, total) - lr * (2.0 - 2f64.sqrt()) / 4.0).abs() < 1e-12);
+    assert_eq!(LrSchedule::Constant.at(lr, 750, total), lr);
+    assert!(LrSchedule::Cosine.at(lr, 1000, total).abs() < 1e-12);
+}

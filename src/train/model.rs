@@ -8,6 +8,7 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::module::linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
 /// `patch_embed`: Conv2d(C -> dim, kernel = stride = P).
@@ -48,14 +49,23 @@ pub struct Attention {
 impl Attention {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, d] = x.dims();
-        let hd = d / self.heads;
-        // [B, T, 3, H, hd] -> [3, B, H, T, hd]
-        let qkv = self.qkv.forward(x).reshape([b, t, 3, self.heads, hd]).permute([2, 0, 3, 1, 4]);
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b, self.heads, t, hd]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b, self.heads, t, hd]);
-        let v = qkv.narrow(0, 2, 1).reshape([b, self.heads, t, hd]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((hd as f32).powf(-0.5));
-        let out = softmax(scores, 3).matmul(v); // [B, H, T, hd]
+        let (heads, hd) = (self.heads, d / self.heads);
+        let (w, bias) = (self.qkv.weight.val(), self.qkv.bias.as_ref().map(|p| p.val()));
+        // q, k and v from column slices of the fused [d, 3d] weight rather
+        // than from slices of the [B, T, 3d] output: a slice's backward
+        // zero-fills its whole source, which is then weight-sized, not
+        // activation-sized; q's slice also carries the 1/sqrt(hd) score
+        // scale. The head split is a strided view the matmuls read as is.
+        let part = |i: usize, scale: Option<f32>| {
+            let (mut wi, mut bi) = (w.clone().narrow(1, i * d, d), bias.clone().map(|b| b.narrow(0, i * d, d)));
+            if let Some(s) = scale {
+                wi = wi.mul_scalar(s);
+                bi = bi.map(|b| b.mul_scalar(s));
+            }
+            linear(x.clone(), wi, bi).reshape([b, t, heads, hd]).swap_dims(1, 2) // [B, H, T, hd]
+        };
+        let (q, k, v) = (part(0, Some((hd as f32).powf(-0.5))), part(1, None), part(2, None));
+        let out = softmax(q.matmul(k.swap_dims(2, 3)), 3).matmul(v); // [B, H, T, hd]
         self.proj.forward(out.swap_dims(1, 2).reshape([b, t, d]))
     }
 }

@@ -288,6 +288,11 @@ pub fn whole_step(
     let b = x.dims()[0];
     let micro = micro.clamp(1, b.max(1));
     let part = |i: usize| -> Result<(GradientsParams, f64)> {
+        // Each part differentiates its own leaves (same data, same ParamIds):
+        // graphs that share nodes are merged by burn-autodiff 0.22, whose
+        // merge and backward take their two locks in opposite orders, so
+        // parallel parts on shared leaves deadlock.
+        let m = if micro == 1 { m.clone() } else { fork(&m) };
         let (start, end) = (i * b / micro, (i + 1) * b / micro);
         let share = (end - start) as f64 / b as f64;
         let (xs, ys) = if micro == 1 {
@@ -309,6 +314,18 @@ pub fn whole_step(
         loss += l;
     }
     Ok((opt.step(lr, m, acc.grads()), loss))
+}
+
+/// The same parameters (data shared, ParamIds kept) as fresh autodiff
+/// leaves, so that no graph built on the copy shares a node with another.
+fn fork<M: Module>(m: &M) -> M {
+    struct Leaves;
+    impl ModuleMapper for Leaves {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.detach().require_grad())
+        }
+    }
+    m.clone().map(&mut Leaves)
 }
 
 fn finite_scalar(t: &Tensor<1>, checkpoint: &'static str) -> Result<f64> {

@@ -271,12 +271,15 @@ mod x86 {
         // Block b's last store ends at byte 8W (b + 1) - W + 16.
         let fit = (body.len() + W).saturating_sub(16) / (8 * W);
         let blocks = (a.len() / BLOCK).min(fit);
-        for e in (0..blocks * BLOCK).step_by(32) {
-            // SAFETY: e + 32 <= a.len(); e / 8 * W + 3W + 16 <= body.len() by `fit`.
+        for e in (0..blocks * BLOCK).step_by(64) {
+            // SAFETY: e + 64 <= a.len(); e / 8 * W + 7W + 16 <= body.len() by `fit`.
             unsafe {
                 let c0 = codes16(_mm512_loadu_ps(a.as_ptr().add(e)), e as u32, &k);
                 let c1 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 16)), e as u32 + 16, &k);
+                let c2 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 32)), e as u32 + 32, &k);
+                let c3 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 48)), e as u32 + 48, &k);
                 store32::<W>(c0, c1, body.as_mut_ptr().add(e / 8 * W), &k);
+                store32::<W>(c2, c3, body.as_mut_ptr().add((e + 32) / 8 * W), &k);
             }
         }
         blocks * BLOCK

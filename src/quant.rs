@@ -46,10 +46,16 @@ fn splitmix(mut z: u64) -> u64 {
 /// less is ~10% of the quantizer's time.
 #[inline(always)]
 fn hash32(mut x: u32) -> u32 {
-    x = x.wrapping_mul(0x7feb_352d);
+    x = x.wrapping_mul(HASH_M1);
     x ^= x >> 15;
-    x.wrapping_mul(0x846c_a68b)
+    x.wrapping_mul(HASH_M2)
 }
+
+/// The hash's multipliers, and the scale of its top 24 bits onto [0, 1):
+/// shared by the portable code and the AVX-512 kernel, which must agree.
+const HASH_M1: u32 = 0x7feb_352d;
+const HASH_M2: u32 = 0x846c_a68b;
+const U24_SCALE: f32 = 1.0 / 16_777_216.0;
 
 /// Defines `$disp`, which runs `$name` compiled for AVX-512 or AVX2 where
 /// the CPU has them (the baseline x86-64 target has no 32-bit vector
@@ -102,7 +108,7 @@ struct Grid {
 #[inline(always)]
 fn codes(a: &[f32], base: u32, g: Grid, out: &mut [u32; BLOCK]) {
     for (j, (&x, o)) in a.iter().zip(out.iter_mut()).enumerate() {
-        let u = (hash32(base.wrapping_add(j as u32) ^ g.seed) >> 8) as f32 * (1.0 / 16_777_216.0);
+        let u = (hash32(base.wrapping_add(j as u32) ^ g.seed) >> 8) as f32 * U24_SCALE;
         let bits = x.to_bits();
         // pos in [0, 2^b - 1] (a hair above at most) because lo <= |x| <= hi
         // and inv is finite: the unchecked conversion vectorizes, where `as`
@@ -171,7 +177,7 @@ fn pack_blocks_dispatch<const W: usize>(a: &[f32], g: Grid, body: &mut [u8]) {
 /// portable code's on every CPU.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{BLOCK, Grid};
+    use super::{BLOCK, Grid, HASH_M1, HASH_M2, U24_SCALE};
     use std::arch::x86_64::*;
 
     /// Broadcast constants of one message and width.
@@ -254,9 +260,9 @@ mod x86 {
             lo: _mm512_set1_ps(g.lo),
             inv: _mm512_set1_ps(g.inv),
             seed: _mm512_set1_epi32(g.seed as i32),
-            m1: _mm512_set1_epi32(0x7feb_352d),
-            m2: _mm512_set1_epi32(0x846c_a68bu32 as i32),
-            scale: _mm512_set1_ps(1.0 / 16_777_216.0),
+            m1: _mm512_set1_epi32(HASH_M1 as i32),
+            m2: _mm512_set1_epi32(HASH_M2 as i32),
+            scale: _mm512_set1_ps(U24_SCALE),
             max_k: _mm512_set1_epi32(g.max_k as i32),
             lane: _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
             low32: _mm512_set1_epi64(0xffff_ffff),
@@ -271,13 +277,16 @@ mod x86 {
         // Block b's last store ends at byte 8W (b + 1) - W + 16.
         let fit = (body.len() + W).saturating_sub(16) / (8 * W);
         let blocks = (a.len() / BLOCK).min(fit);
-        for e in (0..blocks * BLOCK).step_by(64) {
+        const { assert!(BLOCK == 64) }; // one block = four 16-lane vectors
+        for e in (0..blocks * BLOCK).step_by(BLOCK) {
+            // Element numbers wrap at 2^32 as in the portable code.
+            let n = |off: usize| (e as u32).wrapping_add(off as u32);
             // SAFETY: e + 64 <= a.len(); e / 8 * W + 7W + 16 <= body.len() by `fit`.
             unsafe {
-                let c0 = codes16(_mm512_loadu_ps(a.as_ptr().add(e)), e as u32, &k);
-                let c1 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 16)), e as u32 + 16, &k);
-                let c2 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 32)), e as u32 + 32, &k);
-                let c3 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 48)), e as u32 + 48, &k);
+                let c0 = codes16(_mm512_loadu_ps(a.as_ptr().add(e)), n(0), &k);
+                let c1 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 16)), n(16), &k);
+                let c2 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 32)), n(32), &k);
+                let c3 = codes16(_mm512_loadu_ps(a.as_ptr().add(e + 48)), n(48), &k);
                 store32::<W>(c0, c1, body.as_mut_ptr().add(e / 8 * W), &k);
                 store32::<W>(c2, c3, body.as_mut_ptr().add((e + 32) / 8 * W), &k);
             }

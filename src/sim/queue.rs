@@ -21,9 +21,10 @@ const LEVELS: usize = 8;
 const WAYS: usize = 1 << DIGIT;
 /// Buckets up to this size are sorted by rank counting (see `sort_into_head`).
 const RANK_MAX: usize = 32;
-/// Buckets up to this size are sorted into the head at once (a level-1
-/// bucket spans 256 ns: at a million events per simulated second it holds
-/// ~256); larger ones are redistributed, linear in their size.
+/// Buckets up to this size are sorted into the head at once (PHOLD at a
+/// million LPs has ~1 pending event per simulated us, so its lowest
+/// buckets, level 2 at 65.5 us each, hold ~60); larger ones are
+/// redistributed, linear in their size.
 const SORT_MAX: usize = 512;
 
 /// No sequence number is stored: events of equal time always share a

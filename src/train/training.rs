@@ -287,26 +287,26 @@ pub fn whole_step(
 ) -> Result<(super::model::SplitVit, f64)> {
     let b = x.dims()[0];
     let micro = micro.clamp(1, b.max(1));
+    if micro == 1 {
+        let loss = loss_fn.forward(m.forward(x), y);
+        let value = finite_scalar(&loss, "train.device_loss")?;
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        return Ok((opt.step(lr, m, grads), value));
+    }
     let part = |i: usize| -> Result<(GradientsParams, f64)> {
         // Each part differentiates its own leaves (same data, same ParamIds):
         // graphs that share nodes are merged by burn-autodiff 0.22, whose
         // merge and backward take their two locks in opposite orders, so
         // parallel parts on shared leaves deadlock.
-        let m = if micro == 1 { m.clone() } else { fork(&m) };
+        let m = fork(&m);
         let (start, end) = (i * b / micro, (i + 1) * b / micro);
         let share = (end - start) as f64 / b as f64;
-        let (xs, ys) = if micro == 1 {
-            (x.clone(), y.clone())
-        } else {
-            (x.clone().narrow(0, start, end - start), y.clone().narrow(0, start, end - start))
-        };
-        let loss = loss_fn.forward(m.forward(xs), ys);
+        let loss = loss_fn
+            .forward(m.forward(x.clone().narrow(0, start, end - start)), y.clone().narrow(0, start, end - start));
         let value = finite_scalar(&loss, "train.device_loss")?;
-        let loss = if micro == 1 { loss } else { loss.mul_scalar(share as f32) };
-        Ok((GradientsParams::from_grads(loss.backward(), &m), value * share))
+        Ok((GradientsParams::from_grads(loss.mul_scalar(share as f32).backward(), &m), value * share))
     };
-    let parts: Vec<(GradientsParams, f64)> =
-        if micro == 1 { vec![part(0)?] } else { (0..micro).into_par_iter().map(part).collect::<Result<_>>()? };
+    let parts: Vec<(GradientsParams, f64)> = (0..micro).into_par_iter().map(part).collect::<Result<_>>()?;
     let mut acc = GradientsAccumulator::new();
     let mut loss = 0.0;
     for (grads, l) in parts {

@@ -127,9 +127,16 @@ fn readme_documents_every_scenario_key() {
 #[test]
 fn bad_training_values_name_their_fields() {
     let e =
-        errors("[training]\nmodel = \"vit-huge\"\nbits = 0\nlr = -1.0\nmomentum = 1.5\ninit = \"weights.bin\"\n", &[])
+        errors("[training]\nmodel = \"vit-huge\"\nbits = 0\nlr = -1.0\nmomentum = 1.5\ninit = \"weights.bin\"\nmicro_batches = 0\n", &[])
             .join("\n");
-    for field in ["training.model", "training.bits", "training.lr", "training.momentum", "training.init"] {
+    for field in [
+        "training.model",
+        "training.bits",
+        "training.lr",
+        "training.momentum",
+        "training.init",
+        "training.micro_batches",
+    ] {
         assert!(e.contains(field), "{field} missing in:\n{e}");
     }
     assert!(e.contains("vit-tiny-28"), "the allowed models are listed:\n{e}");

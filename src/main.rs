@@ -210,20 +210,9 @@ fn real_main() -> Result<(), sflam::Error> {
                 resume,
                 stop_after,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                on_round: (!quiet).then_some(print_round as fn(&sflam::train::TrainRoundRow)),
             };
             let r = sflam::train::train_to_dir(&s, &out, &opts)?;
-            for row in &r.rows {
-                if let Some(a) = row.accuracy {
-                    println!(
-                        "round {:>4}  train loss {:.4}  test loss {:.4}  accuracy {:.4}  ({:.1} s)",
-                        row.round,
-                        row.train_loss.unwrap_or(f64::NAN),
-                        row.test_loss.unwrap_or(f64::NAN),
-                        a,
-                        row.wall_s
-                    );
-                }
-            }
             println!(
                 "{}: {} {} on {:?}, {} rounds; output: {}",
                 s.run.name,
@@ -253,4 +242,17 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// One line per round of `sflam train`, printed as the round ends.
+fn print_round(row: &sflam::train::TrainRoundRow) {
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "round {:>4}  train loss {}  test loss {}  accuracy {}  ({:.1} s)",
+        row.round,
+        f(row.train_loss),
+        f(row.test_loss),
+        f(row.accuracy),
+        row.wall_s
+    );
 }

@@ -86,6 +86,19 @@ pub const VIT_CONFIGS: &[VitConfig] = &[
         mlp_dim: 128,
         classes: 10,
     },
+    // The centralized Fashion-MNIST baseline's: twice tiny's width, 1.5x
+    // its depth (0.81 M parameters against 0.14 M).
+    VitConfig {
+        name: "vit-mini-28",
+        image: 28,
+        channels: 1,
+        patch: 4,
+        dim: 128,
+        depth: 6,
+        heads: 4,
+        mlp_dim: 256,
+        classes: 10,
+    },
     VitConfig {
         name: "vit-tiny-32",
         image: 32,

@@ -404,6 +404,11 @@ pub struct TrainingConfig {
     /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x
     /// iterations is lr x (1 + cos(pi t / T)) / 2. Default `"constant"`.
     pub lr_schedule: LrSchedule,
+    /// Linear warm-up: the rate rises as lr x (t + 1) / W over the first
+    /// W steps (counted over the whole run, rounds x iterations), then
+    /// follows `lr_schedule` over the remaining steps; 0 = none
+    /// [iterations]. Default 0.
+    pub warmup_iterations: u64,
     /// Evaluate every N rounds (and after the last) [rounds]. Default 1.
     pub eval_every: u32,
     /// Save a checkpoint every N rounds; 0 = only after the last [rounds]. Default 0.
@@ -435,6 +440,7 @@ impl Default for TrainingConfig {
             momentum: 0.9,
             micro_batches: 1,
             lr_schedule: LrSchedule::Constant,
+            warmup_iterations: 0,
             eval_every: 1,
             checkpoint_every: 0,
             init: String::new(),
@@ -461,8 +467,14 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
-    /// The rate [1] at `step` of `total` steps from the base rate `lr` [1].
-    pub fn at(self, lr: f64, step: u64, total: u64) -> f64 {
+    /// The rate [1] at `step` of `total` steps from the base rate `lr` [1],
+    /// the first `warmup` steps rising linearly to `lr` and the schedule
+    /// running over the steps after them.
+    pub fn at(self, lr: f64, step: u64, total: u64, warmup: u64) -> f64 {
+        if step < warmup {
+            return lr * (step + 1) as f64 / warmup as f64;
+        }
+        let (step, total) = (step - warmup, total.saturating_sub(warmup));
         match self {
             LrSchedule::Constant => lr,
             LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos()),

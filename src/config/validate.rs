@@ -172,6 +172,14 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if !(0.0..1.0).contains(&t.momentum) {
         c.push("training.momentum", t.momentum, "a number in [0, 1)");
     }
+    let steps = r.rounds as u64 * r.iterations as u64;
+    if t.warmup_iterations >= steps.max(1) {
+        c.push(
+            "training.warmup_iterations",
+            t.warmup_iterations,
+            format!("fewer than the run's run.rounds x run.iterations = {steps} steps"),
+        );
+    }
     c.min_u("training.eval_every", t.eval_every as u64, 1);
     if !(t.init.is_empty() || t.init.ends_with(".bpk") || t.init.ends_with(".safetensors")) {
         c.push("training.init", format!("{:?}", t.init), "\"\", a .bpk checkpoint or a .safetensors file");

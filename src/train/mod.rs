@@ -68,6 +68,8 @@ pub struct TrainSettings {
     /// SGD momentum [1].
     pub momentum: f64,
     pub lr_schedule: LrSchedule,
+    /// Linear warm-up steps before the schedule [iterations].
+    pub warmup_iterations: u64,
     /// Parts each mini-batch's gradient is computed in, in parallel [1].
     pub micro_batches: usize,
     /// Rounds of the run, the schedule's horizon [rounds].
@@ -92,6 +94,7 @@ impl TrainSettings {
             lr: t.lr,
             momentum: t.momentum,
             lr_schedule: t.lr_schedule,
+            warmup_iterations: t.warmup_iterations,
             micro_batches: t.micro_batches,
             rounds: s.run.rounds,
             eval_samples: t.eval_samples,
@@ -224,6 +227,9 @@ pub struct TrainOptions {
     /// be resumed later (time-limited cluster jobs).
     pub stop_after: Option<u32>,
     pub progress: bool,
+    /// Called with each round's row as soon as the round is done (above
+    /// the progress bar), so a long run shows its curve while it runs.
+    pub on_round: Option<fn(&TrainRoundRow)>,
 }
 
 /// The result of a training run.
@@ -346,6 +352,9 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
             bar.set_message(format!("accuracy {a:.4}"));
         }
         bar.inc(1);
+        if let Some(report) = opts.on_round {
+            bar.suspend(|| report(&row));
+        }
         rows.push(row);
         let every = s.training.checkpoint_every;
         if last || round + 1 == end || (every > 0 && (round + 1).is_multiple_of(every)) {

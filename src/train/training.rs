@@ -149,7 +149,12 @@ impl Trainer {
     fn lr(&self, round: u32, it: usize) -> f64 {
         let per = self.settings.iterations as u64;
         let step = round as u64 * per + it as u64;
-        self.settings.lr_schedule.at(self.settings.lr, step, self.settings.rounds as u64 * per)
+        self.settings.lr_schedule.at(
+            self.settings.lr,
+            step,
+            self.settings.rounds as u64 * per,
+            self.settings.warmup_iterations,
+        )
     }
 
     fn models(&self, p: &Params, device: &Device) -> (DeviceModel, ServerModel) {

@@ -252,8 +252,14 @@ fn a_resumed_run_reaches_the_identical_result() {
     let stop = sflam::train::TrainOptions { stop_after: Some(2), ..Default::default() };
     let first = sflam::train::train_to_dir(&s, &part, &stop).unwrap();
     assert_eq!(first.rows.len(), 2);
-    let resume = sflam::train::TrainOptions { resume: true, ..Default::default() };
+    // The resumed part reports each of its rounds (2 and 3) as it ends.
+    static REPORTED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+    fn report(r: &sflam::train::TrainRoundRow) {
+        REPORTED.lock().unwrap().push(r.round);
+    }
+    let resume = sflam::train::TrainOptions { resume: true, on_round: Some(report), ..Default::default() };
     let resumed = sflam::train::train_to_dir(&s, &part, &resume).unwrap();
+    assert_eq!(*REPORTED.lock().unwrap(), [2, 3]);
     let strip = |rows: &[sflam::train::TrainRoundRow]| -> Vec<sflam::train::TrainRoundRow> {
         rows.iter()
             .cloned()
@@ -409,13 +415,29 @@ fn micro_batches_are_refused_for_split_frameworks() {
 }
 
 #[test]
-fn cosine_schedule_follows_its_closed_form() {
+fn lr_schedule_and_warmup_follow_their_closed_forms() {
     use sflam::config::LrSchedule;
     let (lr, total) = (0.2, 1000u64);
-    assert_eq!(LrSchedule::Cosine.at(lr, 0, total), lr);
-    assert!((LrSchedule::Cosine.at(lr, 250, total) - lr * (2.0 + 2f64.sqrt()) / 4.0).abs() < 1e-12);
-    assert!((LrSchedule::Cosine.at(lr, 500, total) - 0.1).abs() < 1e-12);
-    assert!((LrSchedule::Cosine.at(lr, 750, total) - lr * (2.0 - 2f64.sqrt()) / 4.0).abs() < 1e-12);
-    assert_eq!(LrSchedule::Constant.at(lr, 750, total), lr);
-    assert!(LrSchedule::Cosine.at(lr, 1000, total).abs() < 1e-12);
+    assert_eq!(LrSchedule::Cosine.at(lr, 0, total, 0), lr);
+    assert!((LrSchedule::Cosine.at(lr, 250, total, 0) - lr * (2.0 + 2f64.sqrt()) / 4.0).abs() < 1e-12);
+    assert!((LrSchedule::Cosine.at(lr, 500, total, 0) - 0.1).abs() < 1e-12);
+    assert!((LrSchedule::Cosine.at(lr, 750, total, 0) - lr * (2.0 - 2f64.sqrt()) / 4.0).abs() < 1e-12);
+    assert_eq!(LrSchedule::Constant.at(lr, 750, total, 0), lr);
+    assert!(LrSchedule::Cosine.at(lr, 1000, total, 0).abs() < 1e-12);
+    // 100 warm-up steps: lr/100, 2 lr/100, ..., lr, then the cosine over
+    // the remaining 900 (its midpoint at step 100 + 450).
+    assert!((LrSchedule::Cosine.at(lr, 0, total, 100) - lr / 100.0).abs() < 1e-15);
+    assert!((LrSchedule::Cosine.at(lr, 49, total, 100) - lr / 2.0).abs() < 1e-15);
+    assert_eq!(LrSchedule::Cosine.at(lr, 99, total, 100), lr);
+    assert_eq!(LrSchedule::Cosine.at(lr, 100, total, 100), lr);
+    assert!((LrSchedule::Cosine.at(lr, 550, total, 100) - 0.1).abs() < 1e-12);
+    assert_eq!(LrSchedule::Constant.at(lr, 30, total, 100), lr * 31.0 / 100.0);
+    let err = load_scenario_str(
+        "[run]\nname = \"t\"\nrounds = 2\niterations = 5\n[training]\nwarmup_iterations = 10\n",
+        Path::new("<test>"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("training.warmup_iterations") && err.contains("10 steps"), "{err}");
 }

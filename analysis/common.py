@@ -8,24 +8,12 @@ import polars as pl
 
 def scan(folder, table):
     """All `<table>.parquet` under `folder` as one frame, with the sweep's
-    `key=value` folder levels as columns (hive partitioning)."""
+    `key=value` folder levels as columns (polars' hive partitioning: the
+    value types are inferred, e.g. `run.deadline_s=8` is a number)."""
     folder = Path(folder)
-    files = sorted(folder.rglob(f"{table}.parquet"))
-    if not files:
+    if next(folder.rglob(f"{table}.parquet"), None) is None:
         sys.exit(f"error: no {table}.parquet under {folder} (run `sflam run` or `sflam sweep` first)")
-    frames = []
-    for f in files:
-        df = pl.read_parquet(f)
-        for part in f.parent.relative_to(folder).parts:
-            if "=" in part:
-                k, v = part.split("=", 1)
-                try:
-                    val = float(v)
-                    df = df.with_columns(pl.lit(val).alias(k))
-                except ValueError:
-                    df = df.with_columns(pl.lit(v).alias(k))
-        frames.append(df)
-    return pl.concat(frames, how="diagonal_relaxed")
+    return pl.scan_parquet(str(folder / "**" / f"{table}.parquet"), hive_partitioning=True).collect()
 
 
 def write_outputs(df, fig, out_stem, title):

@@ -17,7 +17,7 @@ fn problem(weight_j: f64) -> Problem {
     s.run.candidates = 1000;
     s.run.rounds = 1;
     s.network.rb_count = 100;
-    s.allocator.name = "fixed".into();
+    s.allocator.name = "fixed".parse().unwrap();
     let got = RefCell::new(None);
     let mut sink = VecSink::default();
     sflam::run::simulate(

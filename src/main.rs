@@ -98,6 +98,9 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Print the scenario reference (every key, its meaning and unit,
+    /// default and allowed values) as Markdown, from the declarations.
+    Reference,
     /// Solve one allocation problem (a `--dump-problems` file) offline.
     Allocate {
         problem: PathBuf,
@@ -134,6 +137,7 @@ fn real_main() -> Result<(), sflam::Error> {
             let opts = sflam::run::RunOptions {
                 dump_problems,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                learner: Some(sflam::run::co_learner),
             };
             let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
             println!(
@@ -172,7 +176,10 @@ fn real_main() -> Result<(), sflam::Error> {
             }
             if json {
                 let rows = sflam::workload::table_one(batch);
-                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| sflam::Error::Input(e.to_string()))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).map_err(|e| sflam::Error::failure("workload JSON", e))?
+                );
             } else {
                 print!("{}", sflam::workload::table_one_markdown(batch));
             }
@@ -195,10 +202,11 @@ fn real_main() -> Result<(), sflam::Error> {
             });
             let axes = grid.iter().map(|g| sflam::sweep::parse_axis(g)).collect::<sflam::Result<Vec<_>>>()?;
             let opts = sflam::sweep::SweepOptions {
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                jobs: jobs.unwrap_or_else(sflam::config::all_cores),
                 shard: sflam::sweep::parse_shard(&shard)?,
                 common_seed: common_seed || base.sweep.common_seed,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                learner: Some(sflam::run::co_learner),
             };
             let dirs = sflam::sweep::run_sweep(&scenario, &set, &axes, &output, &opts)?;
             println!("{} points written under {}", dirs.len(), output.display());
@@ -217,15 +225,16 @@ fn real_main() -> Result<(), sflam::Error> {
                 "{}: {} {} on {:?}, {} rounds; output: {}",
                 s.run.name,
                 s.training.model,
-                sflam::train::framework_name(s.training.framework),
+                s.training.framework,
                 s.training.dataset,
                 r.rows.len(),
                 r.dir.display()
             );
         }
+        Cmd::Reference => print!("{}", sflam::config::reference_markdown()),
         Cmd::Allocate { problem, allocator, seed } => {
             let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;
-            println!("{}", serde_json::to_string_pretty(&d).map_err(|e| sflam::Error::Input(e.to_string()))?);
+            println!("{}", serde_json::to_string_pretty(&d).map_err(|e| sflam::Error::failure("decision JSON", e))?);
         }
     }
     Ok(())

@@ -76,7 +76,7 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
     // `fixed` schedules at random, at p_max: some devices miss the deadline.
     s.run.mode = sflam::config::RoundMode::Deadline;
     s.run.deadline_s = 4.5;
-    s.allocator.name = "fixed".into();
+    s.allocator.name = "fixed".parse().unwrap();
     let sink = run(&s);
     let fin = sink.device_rounds.iter().filter(|d| d.outcome == Outcome::Finished).count();
     let late = sink.device_rounds.iter().filter(|d| d.outcome == Outcome::Straggler).count();

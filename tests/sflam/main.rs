@@ -1,11 +1,8 @@
-//! The one integration-test binary; each area is a module under tests/sflam/.
+//! The whole program's one integration-test binary: the `sflam` command
+//! line and the learning half, alone and inside the simulation. The
+//! simulator half's tests are `crates/core/tests/core` (they build
+//! without Burn). One module per area.
 
-mod allocation;
 mod cli;
-mod closed_forms;
-mod config;
 mod cosim;
-mod determinism;
-mod quantization;
 mod training;
-mod workload;

@@ -1,0 +1,110 @@
+"""Tests of the analysis scripts on small synthetic sweeps written here (no
+sflam run needed): the hive-partitioned reader, and the Fig. 4 and Fig. 5
+tables against sums computed independently in plain Python.
+
+run: python3 -m pytest -q analysis/tests"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ANALYSIS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ANALYSIS))
+import common  # noqa: E402
+
+
+def write_fig4_sweep(root):
+    """rounds.parquet per (allocator, deadline), two rounds each; returns the
+    rows as dicts with their keys, for the reference sums."""
+    rows = []
+    for name in ["exact", "bcd"]:
+        for deadline in [8, 12.5]:
+            folder = root / f"allocator.name={name}" / f"run.deadline_s={deadline}"
+            folder.mkdir(parents=True)
+            k = len(rows)
+            df = pl.DataFrame(
+                {
+                    "round": [0, 1],
+                    "energy_j": [10.0 + k, 20.0 + 2 * k],
+                    "scheduled": [4, 6],
+                    "finished": [3, 6],
+                    "efficiency_per_j": [0.5, 0.7],
+                    "mean_bits": [8.0, 10.0],
+                    "objective_j": [100.0, 120.0],
+                },
+                schema_overrides={"round": pl.UInt32, "scheduled": pl.UInt32, "finished": pl.UInt32},
+            )
+            df.write_parquet(folder / "rounds.parquet")
+            rows.append({"name": name, "deadline": deadline, "df": df})
+    return rows
+
+
+def read_md_table(path):
+    lines = [l for l in path.read_text().splitlines() if l.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, [c.strip() for c in l.strip("|").split("|")])) for l in lines[2:]]
+
+
+def test_scan_reads_hive_keys_with_types(tmp_path):
+    write_fig4_sweep(tmp_path)
+    df = common.scan(tmp_path, "rounds")
+    assert df.height == 8
+    assert df.schema["run.deadline_s"] == pl.Float64
+    assert df.schema["allocator.name"] == pl.String
+    assert sorted(df["allocator.name"].unique().to_list()) == ["bcd", "exact"]
+    assert sorted(df["run.deadline_s"].unique().to_list()) == [8.0, 12.5]
+
+
+def test_scan_of_a_single_run_and_of_nothing(tmp_path):
+    pl.DataFrame({"round": [0, 1, 2]}).write_parquet(tmp_path / "rounds.parquet")
+    assert common.scan(tmp_path, "rounds").height == 3
+    with pytest.raises(SystemExit, match="no device_rounds.parquet"):
+        common.scan(tmp_path, "device_rounds")
+
+
+def test_fig4_table_matches_reference_sums(tmp_path):
+    rows = write_fig4_sweep(tmp_path / "sweep")
+    out = tmp_path / "figures"
+    subprocess.run([sys.executable, str(ANALYSIS / "fig4.py"), str(tmp_path / "sweep"), str(out)], check=True)
+    assert (out / "fig4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = read_md_table(out / "fig4.md")
+    assert len(table) == 4
+    for r in rows:
+        got = next(t for t in table if t["allocator.name"] == r["name"] and float(t["run.deadline_s"]) == r["deadline"])
+        energy = sum(r["df"]["energy_j"].to_list()) / sum(r["df"]["scheduled"].to_list())
+        finished = sum(r["df"]["finished"].to_list()) / sum(r["df"]["scheduled"].to_list())
+        assert float(got["energy_per_device_j"]) == pytest.approx(energy, rel=1e-3)
+        assert float(got["finished_share"]) == pytest.approx(finished, rel=1e-3)
+        assert float(got["mean_bits"]) == pytest.approx(9.0)
+
+
+def test_fig5_relay_sums_and_parallel_takes_the_max(tmp_path):
+    sweep = tmp_path / "sweep"
+    base = {
+        "round": [0, 0],
+        "t_cmp_s": [1.0, 2.0],
+        "t_srv_s": [0.5, 0.5],
+        "t_wait_s": [0.0, 1.0],
+        "t_com_s": [3.0, 1.0],
+        "t_down_s": [0.0, 0.0],
+        "time_s": [4.5, 4.5],
+        "energy_cmp_j": [1.0, 2.0],
+        "energy_com_j": [3.0, 4.0],
+        "energy_j": [4.0, 6.0],
+    }
+    for fw in ["sl", "sflam"]:
+        folder = sweep / f"training.framework={fw}" / "devices.count=2"
+        folder.mkdir(parents=True)
+        pl.DataFrame(base, schema_overrides={"round": pl.UInt32}).write_parquet(folder / "device_rounds.parquet")
+    out = tmp_path / "figures"
+    subprocess.run([sys.executable, str(ANALYSIS / "fig5.py"), str(sweep), str(out)], check=True)
+    table = {t["training.framework"]: t for t in read_md_table(out / "fig5.md")}
+    # Computation time: t_cmp + t_srv + t_wait per device = 1.5 and 3.5.
+    assert float(table["sl"]["cmp_time_s"]) == pytest.approx(5.0)  # a relay: one after the other
+    assert float(table["sflam"]["cmp_time_s"]) == pytest.approx(3.5)  # in parallel: the slowest
+    assert float(table["sl"]["com_time_s"]) == pytest.approx(4.0)
+    assert float(table["sflam"]["com_time_s"]) == pytest.approx(3.0)
+    assert float(table["sflam"]["total_energy_j"]) == pytest.approx(10.0)

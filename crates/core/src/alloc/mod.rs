@@ -1,0 +1,196 @@
+//! Per-round resource allocation (SPEC section 6): the problem, the
+//! decision, the [`Allocator`] trait and the registry of allocators by name.
+//!
+//! Every allocator fills the same [`Decision`]; a new one is one file, one
+//! name in `config::AllocatorKind` and one arm in [`build`].
+
+mod assign;
+mod bcd;
+mod exact;
+mod fixed;
+pub mod model;
+pub mod pairwise;
+mod random_rb;
+
+pub use assign::{max_weight, min_weight_perfect_with_virtual};
+pub use bcd::{Bcd, sca_power};
+pub use exact::Enumerate;
+pub use fixed::Fixed;
+pub use model::{Candidate, Problem};
+pub use random_rb::RandomRb;
+
+use crate::config::{AllocatorConfig, AllocatorKind, Plan};
+use crate::device::DeviceId;
+use crate::sim::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+/// One scheduled device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Index into `Problem::candidates`.
+    pub candidate: usize,
+    pub device: DeviceId,
+    /// Resource block [index].
+    pub rb: usize,
+    /// Transmit power [W].
+    pub power_w: f64,
+    /// Activation bits [bit] (32 = unquantized fp32).
+    pub bits: u32,
+    /// Uplink rate [bit/s].
+    pub rate_bps: f64,
+    /// Predicted round time T_n [s].
+    pub time_s: f64,
+    /// Predicted uplink energy for the round [J].
+    pub energy_com_j: f64,
+    /// Predicted computation energy for the round [J].
+    pub energy_cmp_j: f64,
+}
+
+impl Assignment {
+    /// E_n [J].
+    pub fn energy_j(&self) -> f64 {
+        self.energy_com_j + self.energy_cmp_j
+    }
+}
+
+/// Why a candidate was not scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exclusion {
+    /// No power <= p_max and no bits meet the deadline on any RB.
+    Infeasible,
+    /// Feasible, but no RB was left for it.
+    NoResourceBlock,
+    /// Feasible, but its utility is worth less than its energy.
+    NotWorthwhile,
+}
+
+/// What an allocator decided for one round.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub assignments: Vec<Assignment>,
+    /// (candidate index, device, reason) for every candidate left out.
+    pub excluded: Vec<(usize, DeviceId, Exclusion)>,
+    /// Σ (w ρ_n U(b_n) − E_n) over the scheduled devices [J].
+    pub objective_j: f64,
+    /// Eq. 21: Σ ρ_n U(b_n) / Σ E_n [1/J]; 0 when nobody is scheduled.
+    pub efficiency_per_j: f64,
+    /// Iterations the allocator ran (1 for one-shot allocators).
+    pub iterations: u32,
+}
+
+impl Decision {
+    /// Builds the metrics from the assignments and marks every other
+    /// candidate with `default_reason` unless it is already excluded.
+    pub fn finish(mut self, p: &Problem, default_reason: impl Fn(usize) -> Exclusion) -> Decision {
+        let mut seen = vec![false; p.candidates.len()];
+        for a in &self.assignments {
+            seen[a.candidate] = true;
+        }
+        for (i, _, _) in &self.excluded {
+            seen[*i] = true;
+        }
+        for (i, c) in p.candidates.iter().enumerate() {
+            if !seen[i] {
+                self.excluded.push((i, c.device, default_reason(i)));
+            }
+        }
+        self.excluded.sort_by_key(|e| e.0);
+        self.assignments.sort_by_key(|a| a.candidate);
+        let (mut util, mut energy, mut obj) = (0.0, 0.0, 0.0);
+        for a in &self.assignments {
+            let c = &p.candidates[a.candidate];
+            let u = c.data_share * p.utility(a.bits);
+            util += u;
+            energy += a.energy_j();
+            obj += p.weight_j * u - a.energy_j();
+        }
+        self.objective_j = obj;
+        self.efficiency_per_j = if energy > 0.0 { util / energy } else { 0.0 };
+        self
+    }
+
+    /// Checks the named invariants: every number finite, each RB and each
+    /// candidate used at most once, power within limits.
+    pub fn check(&self, p: &Problem) -> Result<(), String> {
+        let mut rb_used = vec![false; p.rb_count];
+        let mut cand_used = vec![false; p.candidates.len()];
+        for a in &self.assignments {
+            let fields = [a.power_w, a.rate_bps, a.time_s, a.energy_com_j, a.energy_cmp_j];
+            if fields.iter().any(|v| !v.is_finite()) {
+                return Err(format!("non-finite value for device {}", a.device.0));
+            }
+            if a.rb >= p.rb_count || std::mem::replace(&mut rb_used[a.rb], true) {
+                return Err(format!("RB {} used twice or out of range", a.rb));
+            }
+            if a.candidate >= p.candidates.len() || std::mem::replace(&mut cand_used[a.candidate], true) {
+                return Err(format!("candidate {} scheduled twice or out of range", a.candidate));
+            }
+            let c = &p.candidates[a.candidate];
+            if a.power_w < 0.0 || a.power_w > c.p_max_w * (1.0 + 1e-12) {
+                return Err(format!("device {} power {} W outside [0, {}]", a.device.0, a.power_w, c.p_max_w));
+            }
+        }
+        if !self.objective_j.is_finite() || !self.efficiency_per_j.is_finite() {
+            return Err("non-finite objective or efficiency".into());
+        }
+        Ok(())
+    }
+}
+
+/// A per-round allocation policy.
+pub trait Allocator: Send {
+    fn decide(&mut self, p: &Problem, rng: &mut Rng) -> Decision;
+}
+
+/// Builds an allocator: the registry, one arm per [`AllocatorKind`] (the
+/// compiler checks that every name has one).
+pub fn build(kind: AllocatorKind, cfg: &AllocatorConfig) -> Box<dyn Allocator> {
+    match kind {
+        AllocatorKind::Exact => Box::new(Enumerate::exact()),
+        AllocatorKind::Bcd => Box::new(Bcd { epsilon_j: cfg.epsilon_j, max_iterations: cfg.max_iterations }),
+        AllocatorKind::Ep => Box::new(Enumerate::equal_power()),
+        AllocatorKind::Rb => Box::new(RandomRb),
+        AllocatorKind::Nq => Box::new(Enumerate::no_quantization()),
+        AllocatorKind::Fixed => Box::new(Fixed { bits: cfg.fixed_bits }),
+    }
+}
+
+/// Builds the allocator of a framework's [`Plan`].
+pub fn build_plan(plan: Plan, cfg: &AllocatorConfig) -> Box<dyn Allocator> {
+    match plan {
+        Plan::Configured(kind) => build(kind, cfg),
+        Plan::FixedAt(bits) => Box::new(Fixed { bits }),
+        Plan::EqualPowerFp32 => Box::new(Enumerate::equal_power_fp32()),
+        Plan::NoQuantization => Box::new(Enumerate::no_quantization()),
+    }
+}
+
+/// Names accepted by `allocator.name` and `--allocator`.
+pub fn allocator_names() -> &'static [&'static str] {
+    AllocatorKind::NAMES
+}
+
+/// Builds an allocator by name; `None` for an unknown name.
+pub fn allocator_from(name: &str, cfg: &AllocatorConfig) -> Option<Box<dyn Allocator>> {
+    name.parse::<AllocatorKind>().ok().map(|k| build(k, cfg))
+}
+
+/// Reads a problem (a bare problem or a `--dump-problems` file holding
+/// `{"problem": .., "decision": ..}`), checks it, and solves it.
+pub fn solve_file(path: &std::path::Path, name: &str, seed: u64) -> crate::Result<Decision> {
+    use crate::error::Error;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: not JSON: {e}", path.display())))?;
+    let pv = v.get("problem").cloned().unwrap_or(v);
+    let p: Problem = serde_path_to_error::deserialize(pv)
+        .map_err(|e| Error::Input(format!("{}: field `{}`: {}", path.display(), e.path(), e.inner())))?;
+    p.check().map_err(|m| Error::Input(format!("{}: {m}", path.display())))?;
+    let kind: AllocatorKind = name.parse().map_err(Error::Input)?;
+    let mut a = build(kind, &AllocatorConfig { name: kind, ..Default::default() });
+    let mut rng = crate::sim::rng::stream(seed, "allocator", 0);
+    let d = a.decide(&p, &mut rng);
+    d.check(&p).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;
+    Ok(d)
+}

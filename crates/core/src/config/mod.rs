@@ -1,0 +1,502 @@
+//! Scenario files: typed, documented config sections (SPEC section 10
+//! holds the defaults), loading with precise error locations, `--set`
+//! overrides, semantic validation, and the resolved-scenario writer.
+//!
+//! Each parameter is declared once, with [`params::section!`]: its meaning
+//! and unit (in brackets), default, origin (P = the paper, C = chosen here,
+//! X = a tool setting) and allowed values. The struct, its `Default`, its
+//! checks and the README's scenario reference all come from that one
+//! declaration. This module is a leaf: it imports nothing of the simulator.
+//!
+//! ```
+//! use sflam_core::config::load_scenario_str;
+//! let s = load_scenario_str("[network]\nrb_count = 20\n", "inline.toml".as_ref(), &["run.seed=7".into()]).unwrap();
+//! assert_eq!((s.network.rb_count, s.run.seed, s.devices.count), (20, 7, 100));
+//! // A bad value is reported with the file, the line, the field and what is allowed.
+//! let e = load_scenario_str("[network]\nrb_count = 0\n", "bad.toml".as_ref(), &[]).unwrap_err();
+//! assert!(e.to_string().starts_with("bad.toml:2:"), "{e}");
+//! assert!(e.to_string().contains("network.rb_count") && e.to_string().contains("an integer >= 1"));
+//! ```
+
+mod framework;
+mod load;
+pub mod models;
+pub mod params;
+mod validate;
+
+pub use framework::{Plan, Planner, Profile, Upload};
+pub use load::{load_scenario, load_scenario_str, parse_override};
+pub use params::{Checker, ParamDoc, Problem, Section};
+pub use validate::validate;
+
+use params::{choice, section};
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario. Missing sections and fields take their defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    pub run: RunConfig,
+    pub network: NetworkConfig,
+    pub devices: DevicesConfig,
+    pub availability: AvailabilityConfig,
+    pub mobility: MobilityConfig,
+    pub server: ServerConfig,
+    pub model: ModelConfig,
+    pub quantization: QuantizationConfig,
+    pub allocator: AllocatorConfig,
+    pub training: TrainingConfig,
+    pub sweep: SweepConfig,
+}
+
+/// Calls `$m!(field, Type)` for every section, in file order: the one list
+/// of sections the checks and the reference walk.
+macro_rules! for_each_section {
+    ($m:ident) => {
+        $m!(run, $crate::config::RunConfig);
+        $m!(network, $crate::config::NetworkConfig);
+        $m!(devices, $crate::config::DevicesConfig);
+        $m!(availability, $crate::config::AvailabilityConfig);
+        $m!(mobility, $crate::config::MobilityConfig);
+        $m!(server, $crate::config::ServerConfig);
+        $m!(model, $crate::config::ModelConfig);
+        $m!(quantization, $crate::config::QuantizationConfig);
+        $m!(allocator, $crate::config::AllocatorConfig);
+        $m!(training, $crate::config::TrainingConfig);
+        $m!(sweep, $crate::config::SweepConfig);
+    };
+}
+pub(crate) use for_each_section;
+
+section! {
+    /// `[run]`: the round loop and the output.
+    RunConfig "run" {
+        /// Scenario name, used in the default output folder.
+        name: String = "default".to_string(), X, Rule::Name;
+        /// Master seed [1]; every component derives its own stream.
+        seed: u64 = 1, X, Rule::Any;
+        /// Global rounds R [1].
+        rounds: u32 = 20, X, Rule::MinU(1);
+        /// `"deadline"`: a round lasts `deadline_s`, late devices are
+        /// stragglers; `"sync"`: a round ends when its last participant is done.
+        mode: RoundMode = RoundMode::Deadline, X, Rule::Any;
+        /// Round deadline T_max [s].
+        deadline_s: f64 = 10.0, C, Rule::AboveAtMostF(0.0, 1e6);
+        /// Mini-batch iterations I per participant and round [1].
+        iterations: u32 = 1, P, Rule::MinU(1);
+        /// Candidate pool per round, sampled from online devices [1].
+        candidates: usize = 100, X, Rule::MinU(1);
+        /// Output folder; empty means `runs/<name>`.
+        output_dir: String = String::new(), X, Rule::Any;
+        /// Also write the `events` table (one row per event).
+        events_trace: bool = false, X, Rule::Any;
+        /// Rows buffered per Parquet row group [1].
+        row_group_rows: usize = 65536, X, Rule::MinU(1);
+        /// Worker threads for trace writing and training; 0 = all cores [1].
+        /// Results never depend on it.
+        threads: usize = 0, X, Rule::Any;
+    }
+}
+
+impl RunConfig {
+    /// The worker threads this run uses: `threads`, or all cores when 0.
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 { self.threads } else { all_cores() }
+    }
+}
+
+/// The cores this process may use [1] (at least 1): what "0 = all cores"
+/// means everywhere.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+choice! {
+    /// How a round ends.
+    RoundMode { Deadline = "deadline", Sync = "sync" }
+}
+
+section! {
+    /// `[network]`: OFDMA uplink (SPEC section 4) and the downlink.
+    NetworkConfig "network" {
+        /// Resource blocks K [1].
+        rb_count: usize = 10, X, Rule::MinU(1);
+        /// Bandwidth of one RB, B [Hz].
+        rb_bandwidth_hz: f64 = 20e6, P, Rule::AboveF(0.0);
+        /// Noise spectral density N0 [dBm/Hz].
+        noise_dbm_per_hz: f64 = -174.0, C, Rule::RangeF(-300.0, 0.0);
+        /// Path-loss model.
+        path_loss: PathLossKind = PathLossKind::LogDistance, C, Rule::Any;
+        /// Log-distance intercept at 1 km [dB].
+        path_loss_intercept_db: f64 = 128.1, C, Rule::RangeF(0.0, 400.0);
+        /// Log-distance slope [dB per decade of km].
+        path_loss_slope_db: f64 = 37.6, C, Rule::AboveF(0.0);
+        /// Carrier frequency for free-space path loss [Hz].
+        carrier_hz: f64 = 2e9, X, Rule::AboveF(0.0);
+        /// Log-normal shadowing standard deviation, per device [dB]; 0 = off.
+        shadowing_std_db: f64 = 0.0, X, Rule::RangeF(0.0, 30.0);
+        /// Small-scale fading: `"rayleigh"` (per device, RB and round) or `"none"`.
+        fading: FadingKind = FadingKind::Rayleigh, P, Rule::Any;
+        /// Model the downlink of the cut-layer gradient (the paper ignores it).
+        downlink: bool = false, P, Rule::Any;
+        /// Downlink rate per device [bit/s].
+        downlink_rate_bps: f64 = 100e6, C, Rule::AboveF(0.0);
+        /// Upload the device-side model after the last iteration (at the
+        /// uplink rate and power of the round; the paper omits it).
+        model_upload: bool = false, P, Rule::Any;
+    }
+}
+
+choice! {
+    /// A path-loss model (`crate::net`).
+    PathLossKind { LogDistance = "log-distance", FreeSpace = "free-space" }
+}
+
+choice! {
+    /// A small-scale fading model (`crate::net::fading`).
+    FadingKind { Rayleigh = "rayleigh", None = "none" }
+}
+
+section! {
+    /// `[devices]`: the population, drawn once from these distributions.
+    DevicesConfig "devices" {
+        /// Devices N [1].
+        count: usize = 100, X, Rule::RangeU(1, 100_000_000);
+        /// Distance to the server, uniform in [min, max] [m].
+        distance_min_m: f64 = 50.0, P, Rule::AboveF(0.0);
+        /// Upper end of the distance [m].
+        distance_max_m: f64 = 1000.0, P, Rule::AboveF(0.0);
+        /// Maximum transmit power p_max, uniform in [min, max] [W].
+        p_max_min_w: f64 = 0.5, P, Rule::AboveF(0.0);
+        /// Upper end of p_max [W].
+        p_max_max_w: f64 = 2.0, P, Rule::AboveF(0.0);
+        /// GPU frequency f_n, uniform in [min, max] [Hz].
+        gpu_freq_min_hz: f64 = 0.5e9, C, Rule::AboveF(0.0);
+        /// Upper end of f_n [Hz].
+        gpu_freq_max_hz: f64 = 1.5e9, C, Rule::AboveF(0.0);
+        /// GPU cores C_n, uniform integer in [min, max] [1].
+        cores_min: u32 = 4, P, Rule::MinU(1);
+        /// Upper end of C_n [1].
+        cores_max: u32 = 6, P, Rule::Any;
+        /// FLOPs per cycle per core D_n [FLOP/cycle].
+        flops_per_cycle: f64 = 1.0, P, Rule::AboveF(0.0);
+        /// Energy coefficient κ [W/(cycle/s)^3 per core].
+        kappa: f64 = 1e-28, C, Rule::MinF(0.0);
+        /// Local data size, uniform integer in [min, max] [samples]; sets
+        /// the data share ρ_n (a training run replaces it by its partition).
+        samples_min: u64 = 100, X, Rule::MinU(1);
+        /// Upper end of the data size [samples].
+        samples_max: u64 = 1000, X, Rule::Any;
+    }
+}
+
+section! {
+    /// `[availability]`: per-device on/off process with exponential durations.
+    AvailabilityConfig "availability" {
+        /// Turn the process on; off means every device is always online (as the paper).
+        enabled: bool = false, P, Rule::Any;
+        /// Mean online duration [s].
+        mean_online_s: f64 = 600.0, X, Rule::AboveF(0.0);
+        /// Mean offline duration [s].
+        mean_offline_s: f64 = 120.0, X, Rule::AboveF(0.0);
+        /// Probability that a scheduled participant drops out during a
+        /// round, at a uniform time within the deadline [1].
+        dropout_probability: f64 = 0.0, P, Rule::RangeF(0.0, 1.0);
+    }
+}
+
+section! {
+    /// `[mobility]`: how a device's distance changes between rounds.
+    MobilityConfig "mobility" {
+        /// `"static"` or `"random-walk"` (reflected Brownian motion of the
+        /// distance within [distance_min_m, distance_max_m]).
+        model: MobilityKind = MobilityKind::Static, P, Rule::Any;
+        /// Random-walk intensity: std of the distance change over one second [m/√s].
+        step_std_m_per_sqrt_s: f64 = 1.0, X, Rule::MinF(0.0);
+    }
+}
+
+choice! {
+    /// A mobility model (`crate::device::Mobility`).
+    MobilityKind { Static = "static", RandomWalk = "random-walk" }
+}
+
+section! {
+    /// `[server]`: the edge server's GPU and its queueing discipline.
+    ServerConfig "server" {
+        /// `"ideal"` (every device served at full speed in parallel, as the
+        /// paper), `"fifo"` or `"processor-sharing"`.
+        discipline: ServerDisciplineKind = ServerDisciplineKind::Fifo, C, Rule::Any;
+        /// GPU frequency f_s [Hz].
+        freq_hz: f64 = 3e9, P, Rule::AboveF(0.0);
+        /// GPU cores C_s, uniform integer in [min, max], drawn once [1].
+        cores_min: u32 = 2560, P, Rule::MinU(1);
+        /// Upper end of C_s [1].
+        cores_max: u32 = 5120, P, Rule::Any;
+        /// FLOPs per cycle per core D_s, uniform integer in [min, max] [FLOP/cycle].
+        flops_per_cycle_min: u32 = 1, P, Rule::MinU(1);
+        /// Upper end of D_s [FLOP/cycle].
+        flops_per_cycle_max: u32 = 2, P, Rule::Any;
+    }
+}
+
+choice! {
+    /// A server queueing discipline (`crate::server`).
+    ServerDisciplineKind { Ideal = "ideal", Fifo = "fifo", ProcessorSharing = "processor-sharing" }
+}
+
+section! {
+    /// `[model]`: the model whose workload sets the timing.
+    ModelConfig "model" {
+        /// Timing model, by name (`sflam workload` lists them).
+        timing: String = "vit-b32".to_string(), P, Rule::OneOf(models::config_names);
+        /// Mini-batch size [images].
+        batch: usize = 64, P, Rule::MinU(1);
+    }
+}
+
+section! {
+    /// `[quantization]`: the activation quantizer (SPEC section 2).
+    QuantizationConfig "quantization" {
+        /// Smallest bit width an allocator may choose [bit] (the paper: b >= 4).
+        bits_min: u32 = 4, C, Rule::Bits;
+        /// Largest bit width [bit].
+        bits_max: u32 = 16, C, Rule::Bits;
+    }
+}
+
+section! {
+    /// `[allocator]`: the per-round resource allocation (SPEC section 6).
+    AllocatorConfig "allocator" {
+        /// The allocator that plans each round (SPEC section 6).
+        name: AllocatorKind = AllocatorKind::Fixed, X, Rule::Any;
+        /// Bits used by `fixed` [bit].
+        fixed_bits: u32 = 8, X, Rule::Bits;
+        /// Trade-off weight w between utility and energy [J per unit utility].
+        weight_j: f64 = 1000.0, C, Rule::MinF(0.0);
+        /// BCD stopping tolerance on the objective [J].
+        epsilon_j: f64 = 1e-6, X, Rule::AboveF(0.0);
+        /// BCD iteration cap [1].
+        max_iterations: u32 = 50, X, Rule::MinU(1);
+    }
+}
+
+choice! {
+    /// An allocator (SPEC section 6). `crate::alloc::build` makes one of
+    /// each, by an exhaustive match: a new allocator is one line here and
+    /// one arm there, and the compiler checks they agree.
+    AllocatorKind {
+        /// The joint optimum: per (device, RB) best bits and power, then one assignment.
+        Exact = "exact",
+        /// The paper's Algorithm 3 (block coordinate descent with SCA power).
+        Bcd = "bcd",
+        /// Equal power p_max; bits and matching optimized.
+        Ep = "ep",
+        /// Random RB assignment; power and bits optimized.
+        Rb = "rb",
+        /// No quantization: fp32 activations; power and matching optimized.
+        Nq = "nq",
+        /// `allocator.fixed_bits` and p_max for everyone, RBs in candidate order.
+        Fixed = "fixed",
+    }
+}
+
+impl PartialEq<&str> for AllocatorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::str::FromStr for AllocatorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        AllocatorKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown allocator `{s}`; allowed: {}", AllocatorKind::names().join(", ")))
+    }
+}
+
+section! {
+    /// `[sweep]`: the grid `sflam sweep` runs when no `--grid` is given, so
+    /// a paper figure is one command.
+    SweepConfig "sweep" {
+        /// Axes as `"key=v1,v2,..."`, like `--grid`.
+        grid: Vec<String> = Vec::new(), X, Rule::Any;
+        /// Same seed for every point, like `--common-seed`.
+        common_seed: bool = false, X, Rule::Any;
+        /// Output folder of the sweep; empty means `runs/<run.name>`.
+        output_dir: String = String::new(), X, Rule::Any;
+    }
+}
+
+section! {
+    /// `[training]`: the learning half (SPEC section 7). `sflam train`
+    /// always trains; `sflam run` trains inside the simulation when `enabled`.
+    TrainingConfig "training" {
+        /// Train the model inside the simulation (`sflam run`).
+        enabled: bool = false, X, Rule::Any;
+        /// The learning framework.
+        framework: FrameworkKind = FrameworkKind::Sflam, X, Rule::Any;
+        /// The trained model, a `sflam workload` name (the timed one is `model.timing`).
+        model: String = "vit-tiny-28".to_string(), X, Rule::OneOf(models::config_names);
+        /// The data set.
+        dataset: DatasetKind = DatasetKind::FashionMnist, X, Rule::Any;
+        /// Data folder; empty = the default (Fashion-MNIST: Debian's
+        /// `dataset-fashion-mnist`, /usr/share/datasets/fashion-mnist).
+        data_dir: String = String::new(), X, Rule::Any;
+        /// Use only the first N training samples; 0 = all [samples].
+        train_samples: usize = 0, X, Rule::Any;
+        /// Evaluate on the first N test samples; 0 = all [samples].
+        eval_samples: usize = 0, X, Rule::Any;
+        /// Dirichlet concentration α of the per-class partition [1].
+        dirichlet_alpha: f64 = 0.5, P, Rule::AboveF(0.0);
+        /// Minimum samples per device in the partition [samples].
+        min_samples: u64 = 10, X, Rule::MinU(1);
+        /// Participants per round of `sflam train` (the simulation's come
+        /// from its allocator) [1].
+        participants: usize = 10, X, Rule::MinU(1);
+        /// Training mini-batch [images]; iterations per round are `run.iterations`.
+        batch: usize = 32, X, Rule::MinU(1);
+        /// Activation bits of `sflam train` runs of `sflam` (the
+        /// simulation's come from its allocator) [bit].
+        bits: u32 = 8, X, Rule::Bits;
+        /// The optimizer (SGD as the authors' code).
+        optimizer: OptimizerKind = OptimizerKind::Sgd, P, Rule::Any;
+        /// Learning rate [1] (the authors' code).
+        lr: f64 = 0.01, P, Rule::AboveF(0.0);
+        /// SGD momentum [1]; 0 = none (the authors' code).
+        momentum: f64 = 0.9, P, Rule::RangeBelowF(0.0, 1.0);
+        /// Each mini-batch is cut into this many equal parts whose gradients
+        /// are computed in parallel and summed: the full batch's gradient, in
+        /// less wall time when a round has fewer participants than cores
+        /// (e.g. the centralized baseline). Whole-model frameworks (`fl`,
+        /// `ll`) only: a split one sends each mini-batch as one message.
+        /// Results depend on it (float summation order), not on the thread
+        /// count [1].
+        micro_batches: usize = 1, X, Rule::Any;
+        /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x
+        /// iterations is lr x (1 + cos(pi t / T)) / 2.
+        lr_schedule: LrSchedule = LrSchedule::Constant, X, Rule::Any;
+        /// Linear warm-up: the rate rises as lr x (t + 1) / W over the first
+        /// W steps (counted over the whole run, rounds x iterations), then
+        /// follows `lr_schedule` over the remaining steps; 0 = none [iterations].
+        warmup_iterations: u64 = 0, X, Rule::Any;
+        /// Evaluate every N rounds (and after the last) [rounds].
+        eval_every: u32 = 1, X, Rule::MinU(1);
+        /// Save a checkpoint every N rounds; 0 = only after the last [rounds].
+        checkpoint_every: u32 = 0, X, Rule::Any;
+        /// Initial weights: empty = random (seeded); a `.bpk` checkpoint of
+        /// this model; or a `.safetensors` file with timm ViT names.
+        init: String = String::new(), X, Rule::PathEnding(&[".bpk", ".safetensors"]);
+        /// The Burn backend (`"ndarray"` needs the `ndarray` cargo feature).
+        backend: BackendKind = BackendKind::Flex, X, Rule::Any;
+    }
+}
+
+choice! {
+    /// Which data set to train on.
+    DatasetKind { FashionMnist = "fashion-mnist", Cifar10 = "cifar10", Cifar100 = "cifar100", Synthetic = "synthetic" }
+}
+
+choice! {
+    /// The local optimizer.
+    OptimizerKind { Sgd = "sgd", Adam = "adam" }
+}
+
+choice! {
+    /// How the learning rate moves over a run's steps.
+    LrSchedule { Constant = "constant", Cosine = "cosine" }
+}
+
+impl LrSchedule {
+    /// The rate [1] at `step` of `total` steps from the base rate `lr` [1],
+    /// the first `warmup` steps rising linearly to `lr` and the schedule
+    /// running over the steps after them.
+    pub fn at(self, lr: f64, step: u64, total: u64, warmup: u64) -> f64 {
+        if step < warmup {
+            return lr * (step + 1) as f64 / warmup as f64;
+        }
+        let (step, total) = (step - warmup, total.saturating_sub(warmup));
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total.max(1) as f64).cos()),
+        }
+    }
+}
+
+choice! {
+    /// The Burn backend training runs on (`sflam_train` builds its device).
+    BackendKind { Flex = "flex", Ndarray = "ndarray" }
+}
+
+choice! {
+    /// A learning framework (SPEC section 7); what each means for the
+    /// network is `crate::framework::Profile`, its learning `sflam_train`.
+    FrameworkKind { Sflam = "sflam", Sfl = "sfl", Sl = "sl", Fl = "fl", Ll = "ll" }
+}
+
+/// Every scenario key with its doc, default, origin and allowed values, in
+/// file order.
+pub fn reference() -> Vec<(&'static str, &'static str, Vec<ParamDoc>)> {
+    let mut out = Vec::new();
+    macro_rules! one {
+        ($f:ident, $t:ty) => {
+            out.push((<$t as Section>::KEY, <$t as Section>::DOC, <$t as Section>::reference()));
+        };
+    }
+    for_each_section!(one);
+    out
+}
+
+/// The README's scenario reference, generated from the declarations.
+pub fn reference_markdown() -> String {
+    let mut md = String::new();
+    for (key, doc, rows) in reference() {
+        let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let doc = doc.trim_start_matches(&format!("`[{key}]`:")).trim();
+        md.push_str(&format!(
+            "**`[{key}]`** — {doc}\n\n| key | meaning [unit] | default | allowed |\n|---|---|---|---|\n"
+        ));
+        for r in rows {
+            let origin = match r.origin {
+                params::Origin::P => " (P)",
+                params::Origin::C => " (C)",
+                params::Origin::X => "",
+            };
+            let allowed = r.allowed.unwrap_or_else(|| "any".into()).replace('|', "\\|");
+            md.push_str(&format!(
+                "| `{}` | {} | `{}`{origin} | {allowed} |\n",
+                r.key,
+                r.doc.replace('|', "\\|"),
+                r.default
+            ));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+impl Scenario {
+    /// The output folder: `run.output_dir`, or `runs/<name>`.
+    pub fn output_dir(&self) -> std::path::PathBuf {
+        if self.run.output_dir.is_empty() {
+            std::path::PathBuf::from("runs").join(&self.run.name)
+        } else {
+            std::path::PathBuf::from(&self.run.output_dir)
+        }
+    }
+
+    /// The scenario with every default filled in, as TOML, headed by the
+    /// provenance a reader needs to reproduce it.
+    pub fn resolved_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not serialize: {e}\n"));
+        format!(
+            "# Resolved scenario: every default filled in.\n# sflam {} (git {})\n# seed = {}\n\n{body}",
+            env!("CARGO_PKG_VERSION"),
+            crate::git_commit().unwrap_or("unknown"),
+            self.run.seed
+        )
+    }
+}

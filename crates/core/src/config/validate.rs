@@ -1,0 +1,72 @@
+//! Semantic validation: values that parse but make no sense are caught here,
+//! before any run starts, each named by its field path. Single-field rules
+//! are declared with their fields (`params.rs`); this file holds only the
+//! rules that relate two or more fields.
+
+use super::Scenario;
+use super::params::{Checker, Problem, Section};
+
+impl Checker {
+    fn ordered_f(&mut self, lo_field: &str, lo: f64, hi_field: &str, hi: f64) {
+        if lo.is_finite() && hi.is_finite() && lo > hi {
+            self.push(lo_field, lo, format!("at most `{hi_field}` = {hi} (min must not exceed max)"));
+        }
+    }
+    fn ordered_u(&mut self, lo_field: &str, lo: u64, hi_field: &str, hi: u64) {
+        if lo > hi {
+            self.push(lo_field, lo, format!("at most `{hi_field}` = {hi} (min must not exceed max)"));
+        }
+    }
+}
+
+/// Every problem of the scenario; empty when it is usable.
+pub fn validate(s: &Scenario) -> Vec<Problem> {
+    let mut c = Checker::default();
+    macro_rules! fields {
+        ($f:ident, $t:ty) => {
+            <$t as Section>::check(&s.$f, &mut c);
+        };
+    }
+    super::for_each_section!(fields);
+
+    let d = &s.devices;
+    c.ordered_f("devices.distance_min_m", d.distance_min_m, "devices.distance_max_m", d.distance_max_m);
+    c.ordered_f("devices.p_max_min_w", d.p_max_min_w, "devices.p_max_max_w", d.p_max_max_w);
+    c.ordered_f("devices.gpu_freq_min_hz", d.gpu_freq_min_hz, "devices.gpu_freq_max_hz", d.gpu_freq_max_hz);
+    c.ordered_u("devices.cores_min", d.cores_min as u64, "devices.cores_max", d.cores_max as u64);
+    c.ordered_u("devices.samples_min", d.samples_min, "devices.samples_max", d.samples_max);
+
+    let sv = &s.server;
+    c.ordered_u("server.cores_min", sv.cores_min as u64, "server.cores_max", sv.cores_max as u64);
+    let (fmin, fmax) = (sv.flops_per_cycle_min as u64, sv.flops_per_cycle_max as u64);
+    c.ordered_u("server.flops_per_cycle_min", fmin, "server.flops_per_cycle_max", fmax);
+
+    let q = &s.quantization;
+    c.ordered_u("quantization.bits_min", q.bits_min as u64, "quantization.bits_max", q.bits_max as u64);
+
+    let t = &s.training;
+    if t.micro_batches == 0 || t.micro_batches > t.batch {
+        c.push("training.micro_batches", t.micro_batches, "an integer in 1..=training.batch");
+    } else if t.micro_batches > 1 && t.framework.profile().split {
+        // A split framework sends each mini-batch's activations as one
+        // quantized message (one pair of bounds): parts would change it.
+        c.push("training.micro_batches", t.micro_batches, "1 unless training.framework is \"fl\" or \"ll\"");
+    }
+    let r = &s.run;
+    let steps = r.rounds as u64 * r.iterations as u64;
+    if t.warmup_iterations >= steps.max(1) {
+        c.push(
+            "training.warmup_iterations",
+            t.warmup_iterations,
+            format!("fewer than the run's run.rounds x run.iterations = {steps} steps"),
+        );
+    }
+    if t.enabled && s.devices.count as u64 * t.min_samples > 10_000_000 {
+        c.push(
+            "training.min_samples",
+            t.min_samples,
+            "devices.count x min_samples within the data set: train with fewer devices or samples",
+        );
+    }
+    c.out
+}

@@ -1,0 +1,527 @@
+//! The round controller (SPEC section 8): the round loop, written once, as
+//! a model under the event kernel. Per participant and iteration the events
+//! are: device forward done -> uplink done -> server done (after queueing)
+//! -> downlink done -> device backward done; after the last iteration the
+//! optional model upload. A round starts with the allocator's decision and
+//! ends at the deadline (deadline mode) or when its last participant is
+//! done (sync mode).
+//!
+//! - `params.rs`: the scenario resolved once into the engine's units.
+//! - `channel.rs`: path loss + shadowing + fading.
+//! - `problem.rs`: the round's allocation problem.
+//! - `participant.rs`: phases, their lengths, time and energy booking.
+//! - `rows.rs`: the trace rows.
+//! - this file: the engine, its events, and the round's life.
+
+mod channel;
+mod params;
+mod participant;
+mod problem;
+mod rows;
+
+pub use params::EngineParams;
+
+use crate::alloc::{Allocator, Decision, Problem};
+use crate::config::{RoundMode, Scenario};
+use crate::device::{Availability, DeviceId, Mobility, Population};
+use crate::error::{Error, Result};
+use crate::quant::{fp32_bits, payload_bits};
+use crate::server::{ServerDiscipline, discipline_from};
+use crate::sim::rng::{Rng, stream};
+use crate::sim::{Context, Kernel, Model};
+use crate::trace::{DeviceRow, EventRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
+use crate::units::SimTime;
+use channel::Channel;
+use params::ns;
+use participant::{Participant, Phase};
+use rand::Rng as _;
+use rand::seq::index::sample;
+use rows::RoundSums;
+
+/// Called with every round's problem and decision (`--dump-problems`).
+pub type DecisionHook<'a> = Box<dyn FnMut(&Problem, &Decision) -> Result<()> + 'a>;
+/// Called after every round with its row (progress bars).
+pub type RoundHook<'a> = Box<dyn FnMut(&RoundRow) + 'a>;
+
+/// The learning half as the engine sees it (co-simulation): called at the
+/// end of every round with the participants that met the deadline, in
+/// device order, and the bits they sent at (32 = fp32). Returns the
+/// round's training loss [nat] and, when it evaluated, the global model's
+/// test accuracy [1].
+pub trait Learner {
+    /// Samples and per-class counts of every device's data, so the
+    /// simulation's data shares are the partition's.
+    fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>);
+    fn round(&mut self, round: u32, finished: &[(DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)>;
+}
+
+/// Kernel events. Small and `Copy`: payloads live in tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ev {
+    RoundStart,
+    /// The round's deadline.
+    Deadline {
+        round: u32,
+    },
+    /// A device's availability flips.
+    Toggle(DeviceId),
+    /// A participant's current phase is complete.
+    Step {
+        round: u32,
+        slot: u32,
+    },
+    /// The server discipline asked to be woken.
+    ServerWake {
+        round: u32,
+        token: u64,
+    },
+    /// A participant drops out.
+    Dropout {
+        round: u32,
+        slot: u32,
+    },
+}
+
+/// Run totals for the summary.
+#[derive(Clone, Debug, Default)]
+pub struct Totals {
+    pub scheduled: u64,
+    pub finished: u64,
+    pub stragglers: u64,
+    pub failed: u64,
+    /// [J]
+    pub energy_cmp_j: f64,
+    /// [J]
+    pub energy_com_j: f64,
+    pub rounds_done: u32,
+}
+
+/// The simulation: devices, channel, server, allocator, round controller.
+pub struct Engine<'s> {
+    p: EngineParams,
+    pop: Population,
+    avail: Availability,
+    mobility: Mobility,
+    channel: Channel,
+    server: Box<dyn ServerDiscipline>,
+    allocator: Box<dyn Allocator>,
+    rng_avail: Rng,
+    rng_mobility: Rng,
+    rng_candidates: Rng,
+    rng_alloc: Rng,
+    rng_dropout: Rng,
+    sink: &'s mut dyn TraceSink,
+    summary: SummaryBuilder,
+    /// Called with every round's problem and decision (`--dump-problems`).
+    pub on_decision: Option<DecisionHook<'s>>,
+    /// Called after every round with its row (progress bars).
+    pub on_round: Option<RoundHook<'s>>,
+    /// Real training of each round's finished participants (co-simulation).
+    pub learner: Option<Box<dyn Learner + 's>>,
+    /// Per-device class counts for the devices table (when training).
+    class_counts: Vec<Vec<u32>>,
+
+    round: u32,
+    round_start: SimTime,
+    round_open: bool,
+    parts: Vec<Participant>,
+    /// Participant slot per device, `u32::MAX` when not in this round.
+    slot_of: Vec<u32>,
+    done_buf: Vec<u32>,
+    decision: Decision,
+    online_at_start: u64,
+    alloc_wall_s: f64,
+    pub totals: Totals,
+}
+
+impl<'s> Engine<'s> {
+    /// Wires the simulation from a validated scenario; `allocator` plans
+    /// every round (`crate::alloc::build_plan` gives the scenario's).
+    pub fn new(s: &Scenario, allocator: Box<dyn Allocator>, sink: &'s mut dyn TraceSink) -> Result<Engine<'s>> {
+        let p = EngineParams::resolve(s)?;
+        let pop = Population::draw(s);
+        let n = pop.len();
+        let seed = p.seed;
+        Ok(Engine {
+            avail: Availability::new(&s.availability, n),
+            mobility: Mobility::new(&s.mobility, s.devices.distance_min_m, s.devices.distance_max_m),
+            channel: Channel::new(&s.network, stream(seed, "channel", 0)),
+            server: discipline_from(s.server.discipline),
+            allocator,
+            rng_avail: stream(seed, "availability", 0),
+            rng_mobility: stream(seed, "mobility", 0),
+            rng_candidates: stream(seed, "candidates", 0),
+            rng_alloc: stream(seed, "allocator", 0),
+            rng_dropout: stream(seed, "dropout", 0),
+            sink,
+            summary: SummaryBuilder::default(),
+            on_decision: None,
+            on_round: None,
+            learner: None,
+            class_counts: Vec::new(),
+            round: 0,
+            round_start: SimTime::ZERO,
+            round_open: false,
+            parts: Vec::new(),
+            slot_of: vec![u32::MAX; n],
+            done_buf: Vec::new(),
+            decision: Decision::default(),
+            online_at_start: 0,
+            alloc_wall_s: 0.0,
+            totals: Totals::default(),
+            pop,
+            p,
+        })
+    }
+
+    /// The resolved parameters the engine runs on.
+    pub fn params(&self) -> &EngineParams {
+        &self.p
+    }
+
+    /// Replaces the drawn data sizes with a real partition's (training
+    /// runs), so that the allocator's data shares and the aggregation
+    /// weights are the same numbers. Call before [`Engine::wire`].
+    pub fn set_data(&mut self, samples: Vec<u64>, class_counts: Vec<Vec<u32>>) {
+        debug_assert_eq!(samples.len(), self.pop.len());
+        self.pop.samples = samples;
+        self.class_counts = class_counts;
+    }
+
+    pub fn summary(&self) -> &SummaryBuilder {
+        &self.summary
+    }
+
+    /// Writes the devices table and schedules the initial events.
+    pub fn wire(&mut self, kernel: &mut Kernel<Ev>) -> Result<()> {
+        for i in 0..self.pop.len() {
+            let p = &self.pop;
+            self.sink.device(&DeviceRow {
+                device: i as u32,
+                distance_m: p.distance_m[i],
+                p_max_w: p.p_max_w[i],
+                gpu_freq_hz: p.gpu_freq_hz[i],
+                cores: p.cores[i],
+                flops_per_cycle: p.flops_per_cycle[i],
+                samples: p.samples[i],
+                shadowing_db: p.shadowing_db[i],
+                class_counts: self.class_counts.get(i).cloned().unwrap_or_default(),
+            })?;
+            if let Some(dt) = self.avail.init(DeviceId(i as u32), &mut self.rng_avail) {
+                kernel.schedule(SimTime::ZERO + ns(dt, "availability.duration")?, Ev::Toggle(DeviceId(i as u32)))?;
+            }
+        }
+        kernel.schedule(SimTime::ZERO, Ev::RoundStart)
+    }
+
+    /// A round begins: candidates, their problem, the allocator's
+    /// decision, and the first event of every participant.
+    fn start_round(&mut self, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        let now = ctx.now();
+        self.round_start = now;
+        self.round_open = true;
+        // Candidates: a uniform sample of the online devices, by id.
+        let online = self.avail.online();
+        self.online_at_start = online.len() as u64;
+        let m = self.p.candidates.min(online.len());
+        let mut cands: Vec<DeviceId> =
+            sample(&mut self.rng_candidates, online.len(), m).into_iter().map(|i| online[i]).collect();
+        cands.sort_unstable();
+
+        let world = problem::World {
+            params: &self.p,
+            pop: &mut self.pop,
+            mobility: &self.mobility,
+            rng_mobility: &mut self.rng_mobility,
+            channel: &mut self.channel,
+        };
+        let (problem, times) = problem::build(world, self.round, now, &cands)?;
+
+        let t0 = std::time::Instant::now();
+        let decision = self.allocator.decide(&problem, &mut self.rng_alloc);
+        self.alloc_wall_s = t0.elapsed().as_secs_f64();
+        decision.check(&problem).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;
+        if let Some(cb) = self.on_decision.as_mut() {
+            cb(&problem, &decision)?;
+        }
+
+        self.parts.clear();
+        let act = self.p.activation_elements;
+        let relay = self.p.profile.relay;
+        for a in &decision.assignments {
+            let c = &problem.candidates[a.candidate];
+            let mut dur = times[a.candidate].dur;
+            let per_upload = if a.bits >= 32 { fp32_bits(act) } else { payload_bits(act, a.bits) };
+            dur.up = ns(if act == 0 { 0.0 } else { per_upload as f64 / a.rate_bps }, "uplink.time")?;
+            dur.model_up = ns(self.p.extra_upload_bits as f64 / a.rate_bps, "model_upload.time")?;
+            let slot = self.parts.len() as u32;
+            // A relay starts only its first device; each later one waits
+            // for the one before it.
+            let waits = relay && slot > 0;
+            self.slot_of[c.device.idx()] = slot;
+            self.parts.push(Participant {
+                dev: c.device,
+                split: self.p.profile.split,
+                rb: a.rb as u32,
+                distance_m: self.pop.distance_m[c.device.idx()],
+                gain: c.gains[a.rb],
+                power_w: a.power_w,
+                bits: a.bits,
+                rate_bps: a.rate_bps,
+                payload_bits: per_upload,
+                predicted_s: a.time_s,
+                dur,
+                cmp_power_w: times[a.candidate].cmp_power_w,
+                phase: if waits { Phase::Waiting } else { Phase::Forward },
+                iter: 0,
+                phase_start: now,
+                phase_end: if waits { SimTime::MAX } else { now + dur.fwd },
+                t_cmp: Default::default(),
+                t_com: Default::default(),
+                t_srv: Default::default(),
+                t_wait: Default::default(),
+                t_down: Default::default(),
+                e_cmp_j: 0.0,
+                e_com_j: 0.0,
+                outcome: None,
+            });
+            if !waits {
+                ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot });
+            }
+            let q = self.p.dropout_probability;
+            if q > 0.0 && self.rng_dropout.random::<f64>() < q {
+                let at = self.rng_dropout.random::<f64>() * self.p.deadline_s;
+                ctx.schedule(now + ns(at, "dropout.time")?, Ev::Dropout { round: self.round, slot });
+            }
+        }
+        self.decision = decision;
+        match self.p.mode {
+            RoundMode::Deadline => ctx.schedule(now + self.p.deadline, Ev::Deadline { round: self.round }),
+            RoundMode::Sync if self.parts.is_empty() => {
+                // Nobody to wait for: idle one deadline so time moves on.
+                ctx.schedule(now + self.p.deadline, Ev::Deadline { round: self.round })
+            }
+            RoundMode::Sync => {}
+        }
+        Ok(())
+    }
+
+    /// Starts the phase `ph` of slot `i` at `now`.
+    fn enter(&mut self, i: usize, ph: Phase, ctx: &mut Context<'_, Ev>) {
+        let now = ctx.now();
+        let round = self.round;
+        let p = &mut self.parts[i];
+        p.phase = ph;
+        p.phase_start = now;
+        p.phase_end = now + p.length_of(ph);
+        match ph {
+            Phase::Server => {
+                if let Some(w) = self.server.arrive(now, i as u32, p.dur.srv) {
+                    ctx.schedule(w.at, Ev::ServerWake { round, token: w.token });
+                }
+            }
+            Phase::Done | Phase::Waiting => {}
+            _ => ctx.schedule(p.phase_end, Ev::Step { round, slot: i as u32 }),
+        }
+    }
+
+    /// The phase of slot `i` completed at `now`: move to the next one.
+    fn advance(&mut self, i: usize, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        let now = ctx.now();
+        if self.parts[i].outcome.is_some() {
+            return Ok(());
+        }
+        self.parts[i].book(now);
+        let p = &self.parts[i];
+        if p.phase == Phase::Done {
+            return Ok(());
+        }
+        let next = p.next_phase(self.p.iterations);
+        if p.phase == Phase::Backward && next == Phase::Forward {
+            self.parts[i].iter += 1;
+        }
+        self.enter(i, next, ctx);
+        if next == Phase::Done {
+            self.parts[i].outcome = Some((Outcome::Finished, now));
+            self.pass_relay(ctx);
+            self.maybe_close_sync(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Relay frameworks: the next waiting participant (if any) starts now.
+    fn pass_relay(&mut self, ctx: &mut Context<'_, Ev>) {
+        if let Some(j) = self.parts.iter().position(|p| p.phase == Phase::Waiting && p.outcome.is_none()) {
+            self.enter(j, Phase::Forward, ctx);
+        }
+    }
+
+    /// Slot `i` dropped out or went offline now: a failed device is data.
+    fn fail(&mut self, i: usize, why: Outcome, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        if self.parts[i].outcome.is_some() {
+            return Ok(());
+        }
+        let now = ctx.now();
+        self.parts[i].book(now);
+        let was_active = self.parts[i].phase != Phase::Waiting;
+        self.parts[i].outcome = Some((why, now));
+        if was_active && self.p.profile.relay {
+            self.pass_relay(ctx);
+        }
+        self.maybe_close_sync(ctx)
+    }
+
+    fn maybe_close_sync(&mut self, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        if self.p.mode == RoundMode::Sync && self.parts.iter().all(|p| p.outcome.is_some()) {
+            self.end_round(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// The round closes: outcomes, rows, the learner, the next round.
+    fn end_round(&mut self, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        let now = ctx.now();
+        // Deadline: a device whose last phase ends exactly now is on time.
+        for p in &mut self.parts {
+            if p.outcome.is_none() {
+                let last = p.next_phase(self.p.iterations) == Phase::Done;
+                let end = p.phase_end;
+                if last && end <= now {
+                    p.book(end);
+                    p.outcome = Some((Outcome::Finished, end));
+                } else {
+                    p.book(now);
+                    p.outcome = Some((Outcome::Straggler, now));
+                }
+            }
+        }
+        self.server.clear();
+        let r = self.round;
+        let mut sums = RoundSums::default();
+        for p in &self.parts {
+            let (outcome, at) = p.outcome.expect("every participant has an outcome at round end");
+            sums.add(p, outcome);
+            let time_s = at.saturating_sub(self.round_start).as_secs_f64();
+            let energy = p.e_cmp_j + p.e_com_j;
+            if !energy.is_finite() || !time_s.is_finite() {
+                return Err(Error::Numeric { checkpoint: "round.energy", detail: format!("device {}", p.dev.0) });
+            }
+            self.summary.record(time_s, energy);
+            self.sink.device_round(&rows::device_round(r, p, outcome, time_s))?;
+            self.slot_of[p.dev.idx()] = u32::MAX;
+        }
+        let (loss, accuracy) = match self.learner.as_mut() {
+            Some(l) => {
+                let mut done: Vec<(DeviceId, u32)> = self
+                    .parts
+                    .iter()
+                    .filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))))
+                    .map(|p| (p.dev, p.bits))
+                    .collect();
+                done.sort_unstable();
+                l.round(r, &done)?
+            }
+            None => (None, None),
+        };
+        let n = self.parts.len();
+        let row = RoundRow {
+            round: r,
+            start_s: self.round_start.as_secs_f64(),
+            end_s: now.as_secs_f64(),
+            online: self.online_at_start,
+            candidates: (self.decision.assignments.len() + self.decision.excluded.len()) as u32,
+            scheduled: n as u32,
+            finished: sums.finished,
+            stragglers: sums.stragglers,
+            failed: sums.failed,
+            energy_j: sums.energy_cmp_j + sums.energy_com_j,
+            energy_cmp_j: sums.energy_cmp_j,
+            energy_com_j: sums.energy_com_j,
+            mean_bits: (n > 0).then(|| sums.bits / n as f64),
+            objective_j: self.decision.objective_j,
+            efficiency_per_j: self.decision.efficiency_per_j,
+            alloc_iterations: self.decision.iterations,
+            alloc_wall_s: self.alloc_wall_s,
+            loss,
+            accuracy,
+        };
+        self.sink.round(&row)?;
+        if let Some(cb) = self.on_round.as_mut() {
+            cb(&row);
+        }
+        let t = &mut self.totals;
+        t.scheduled += n as u64;
+        t.finished += sums.finished as u64;
+        t.stragglers += sums.stragglers as u64;
+        t.failed += sums.failed as u64;
+        t.energy_cmp_j += sums.energy_cmp_j;
+        t.energy_com_j += sums.energy_com_j;
+        t.rounds_done += 1;
+        self.round_open = false;
+        self.round += 1;
+        if self.round >= self.p.rounds {
+            ctx.stop();
+        } else {
+            ctx.schedule(now, Ev::RoundStart);
+        }
+        Ok(())
+    }
+
+    fn record_event(&mut self, t: SimTime, ev: &Ev) -> Result<()> {
+        let (round, device, kind) = match *ev {
+            Ev::RoundStart => (self.round, None, "round-start"),
+            Ev::Deadline { round } => (round, None, "deadline"),
+            Ev::Toggle(d) => (self.round, Some(d.0), if self.avail.is_online(d) { "offline" } else { "online" }),
+            Ev::Step { round, slot } => {
+                let p = self.parts.get(slot as usize);
+                (round, p.map(|p| p.dev.0), p.map_or("step", |p| p.phase.done_event()))
+            }
+            Ev::ServerWake { round, .. } => (round, None, "server-wake"),
+            Ev::Dropout { round, slot } => (round, self.parts.get(slot as usize).map(|p| p.dev.0), "dropout"),
+        };
+        self.sink.event(&EventRow { time_ns: t.0, round, device, kind })
+    }
+}
+
+impl Model for Engine<'_> {
+    type Event = Ev;
+
+    fn handle(&mut self, ev: Ev, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        if self.p.events_trace {
+            self.record_event(ctx.now(), &ev)?;
+        }
+        let current = |r: u32, e: &Engine| r == e.round && e.round_open;
+        match ev {
+            Ev::RoundStart => self.start_round(ctx),
+            Ev::Deadline { round } if current(round, self) => self.end_round(ctx),
+            Ev::Toggle(dev) => {
+                let (online, dt) = self.avail.toggle(dev, &mut self.rng_avail);
+                ctx.schedule_in(ns(dt, "availability.duration")?, Ev::Toggle(dev));
+                let slot = self.slot_of[dev.idx()];
+                if !online && self.round_open && slot != u32::MAX {
+                    self.fail(slot as usize, Outcome::Offline, ctx)?;
+                }
+                Ok(())
+            }
+            Ev::Step { round, slot } if current(round, self) => self.advance(slot as usize, ctx),
+            Ev::ServerWake { round, token } if current(round, self) => {
+                let mut done = std::mem::take(&mut self.done_buf);
+                done.clear();
+                if let Some(w) = self.server.wake(ctx.now(), token, &mut done) {
+                    ctx.schedule(w.at, Ev::ServerWake { round, token: w.token });
+                }
+                for &j in &done {
+                    let i = j as usize;
+                    if self.parts[i].outcome.is_none() {
+                        self.advance(i, ctx)?;
+                    }
+                }
+                self.done_buf = done;
+                Ok(())
+            }
+            Ev::Dropout { round, slot } if current(round, self) => self.fail(slot as usize, Outcome::Dropped, ctx),
+            // Events of a closed round are stale.
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The scenario as the engine uses it, resolved once at wiring time (as
+//! ripgrep's `HiArgs` resolves its low-level arguments): durations in
+//! nanoseconds, the framework's profile and plan, the workload's per-image
+//! FLOPs on each side, the server's drawn throughput. Event handlers read
+//! only these.
+
+use crate::config::{Plan, Profile, RoundMode, Scenario};
+use crate::device::compute_time_s;
+use crate::error::{Error, Result};
+use crate::net::noise_w;
+use crate::quant::fp32_bits;
+use crate::sim::rng::stream;
+use crate::units::SimDuration;
+use crate::workload::{Workload, vit_config};
+use rand::Rng as _;
+
+/// A duration [s] as [`SimDuration`], or the named numeric checkpoint.
+pub(crate) fn ns(s: f64, what: &'static str) -> Result<SimDuration> {
+    SimDuration::from_secs_f64(s).ok_or_else(|| Error::Numeric { checkpoint: what, detail: format!("duration {s} s") })
+}
+
+/// Everything the round loop needs from the scenario, in its units.
+#[derive(Clone, Debug)]
+pub struct EngineParams {
+    pub seed: u64,
+    /// Rounds R [1].
+    pub rounds: u32,
+    pub mode: RoundMode,
+    /// Deadline T_max [ns].
+    pub deadline: SimDuration,
+    /// Deadline T_max [s], as the allocator's problem states it.
+    pub deadline_s: f64,
+    /// Iterations I per participant and round [1].
+    pub iterations: u32,
+    /// Candidate pool per round [1].
+    pub candidates: usize,
+    pub events_trace: bool,
+    /// Dropout probability per scheduled participant and round [1].
+    pub dropout_probability: f64,
+    /// What the framework means for the network.
+    pub profile: &'static Profile,
+    /// Who plans the rounds (the allocator that runs).
+    pub plan: Plan,
+    /// Mini-batch [images].
+    pub batch: f64,
+    pub work: Workload,
+    /// Device forward FLOPs per image [FLOP]: the patch embedding for a
+    /// split framework, the whole model otherwise.
+    pub device_fwd_flops: f64,
+    /// Device backward FLOPs per image [FLOP].
+    pub device_bwd_flops: f64,
+    /// Server time per iteration at full speed [ns] (split frameworks).
+    pub server_service: SimDuration,
+    /// Downlink of the cut-layer gradient per iteration [ns]; zero when off.
+    pub downlink: SimDuration,
+    /// Activation elements per iteration [1]; 0 for whole-model frameworks.
+    pub activation_elements: u64,
+    /// Bits uploaded once per round besides activations [bit].
+    pub extra_upload_bits: u64,
+    /// Energy coefficient κ [W/(cycle/s)^3 per core].
+    pub kappa: f64,
+    /// Resource blocks K [1].
+    pub rb_count: usize,
+    /// RB bandwidth B [Hz].
+    pub rb_bandwidth_hz: f64,
+    /// Noise power over one RB [W].
+    pub noise_w: f64,
+    /// Utility weight w [J per unit utility].
+    pub weight_j: f64,
+    /// Bit range of the allocator [bit].
+    pub bits_min: u32,
+    pub bits_max: u32,
+}
+
+impl EngineParams {
+    /// Resolves a validated scenario. Draws the server's cores and FLOPs
+    /// per cycle from the `"server"` stream.
+    pub fn resolve(s: &Scenario) -> Result<EngineParams> {
+        let cfg = vit_config(&s.model.timing)
+            .ok_or_else(|| Error::Input(format!("model.timing = {:?}: unknown timing model", s.model.timing)))?;
+        let work = Workload::of(cfg);
+        let mut rng_server = stream(s.run.seed, "server", 0);
+        let cores = rng_server.random_range(s.server.cores_min..=s.server.cores_max) as f64;
+        let fpc = rng_server.random_range(s.server.flops_per_cycle_min..=s.server.flops_per_cycle_max) as f64;
+        let server_flops_per_s = s.server.freq_hz * cores * fpc;
+        let profile = s.training.framework.profile();
+        let batch = s.model.batch as f64;
+        let act = profile.activation_elements(s.model.batch, work.cut_elements);
+        let (fwd, bwd) = if profile.split {
+            (work.device_fwd_flops, work.device_train_flops - work.device_fwd_flops)
+        } else {
+            // The whole model's forward and backward on the device.
+            let fwd = work.device_fwd_flops + work.server_fwd_flops;
+            (fwd, work.device_train_flops + work.server_train_flops - fwd)
+        };
+        let net = &s.network;
+        let down_s = if net.downlink { fp32_bits(act) as f64 / net.downlink_rate_bps } else { 0.0 };
+        Ok(EngineParams {
+            seed: s.run.seed,
+            rounds: s.run.rounds,
+            mode: s.run.mode,
+            deadline: ns(s.run.deadline_s, "run.deadline_s")?,
+            deadline_s: s.run.deadline_s,
+            iterations: s.run.iterations,
+            candidates: s.run.candidates,
+            events_trace: s.run.events_trace,
+            dropout_probability: s.availability.dropout_probability,
+            profile,
+            plan: profile.plan(s.allocator.name),
+            batch,
+            device_fwd_flops: fwd,
+            device_bwd_flops: bwd,
+            server_service: ns(
+                compute_time_s(batch * work.server_train_flops, server_flops_per_s),
+                "server.service_time",
+            )?,
+            downlink: ns(down_s, "downlink.time")?,
+            activation_elements: act,
+            extra_upload_bits: profile.extra_upload_bits(work.device_params, work.server_params, net.model_upload),
+            kappa: s.devices.kappa,
+            rb_count: net.rb_count,
+            rb_bandwidth_hz: net.rb_bandwidth_hz,
+            noise_w: noise_w(net.noise_dbm_per_hz, net.rb_bandwidth_hz),
+            weight_j: s.allocator.weight_j,
+            bits_min: s.quantization.bits_min,
+            bits_max: s.quantization.bits_max,
+            work,
+        })
+    }
+}

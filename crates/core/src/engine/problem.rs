@@ -1,0 +1,91 @@
+//! The round's allocation problem (SPEC section 6): each candidate's
+//! distance brought up to now, its channel gains, its compute and server
+//! times, and what is left of the deadline for its uploads.
+
+use super::channel::Channel;
+use super::params::{EngineParams, ns};
+use super::participant::Durations;
+use crate::alloc::{Candidate, Problem};
+use crate::device::{DeviceId, Mobility, Population, compute_time_s};
+use crate::error::Result;
+use crate::sim::rng::Rng;
+use crate::units::SimTime;
+
+/// Per-candidate quantities the round needs (fixed for the round).
+pub struct CandidateTimes {
+    /// Phase lengths; the uplink and model upload are set once the
+    /// allocator has chosen the rate.
+    pub dur: Durations,
+    /// Computation power [W].
+    pub cmp_power_w: f64,
+}
+
+/// The phase lengths of `dev` under the framework's profile.
+pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId) -> Result<CandidateTimes> {
+    let fps = pop.flops_per_s(dev);
+    let mut dur = Durations {
+        fwd: ns(compute_time_s(p.batch * p.device_fwd_flops, fps), "device.forward_time")?,
+        bwd: ns(compute_time_s(p.batch * p.device_bwd_flops, fps), "device.backward_time")?,
+        ..Durations::default()
+    };
+    if p.profile.split {
+        dur.srv = p.server_service;
+        dur.down = p.downlink;
+    }
+    Ok(CandidateTimes { dur, cmp_power_w: pop.compute_power_w(dev, p.kappa) })
+}
+
+/// What the problem builder needs that lives in the engine.
+pub struct World<'a> {
+    pub params: &'a EngineParams,
+    pub pop: &'a mut Population,
+    pub mobility: &'a Mobility,
+    pub rng_mobility: &'a mut Rng,
+    pub channel: &'a mut Channel,
+}
+
+/// Builds round `round`'s problem at `now` for `cands` (in device order);
+/// returns it with each candidate's times. Moves the candidates' distances
+/// up to now and draws their fading, candidate by candidate.
+pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Result<(Problem, Vec<CandidateTimes>)> {
+    let p = w.params;
+    let total_samples: f64 = cands.iter().map(|d| w.pop.samples[d.idx()] as f64).sum();
+    let it = p.iterations as f64;
+    let mut problem = Problem {
+        round,
+        rb_count: p.rb_count,
+        rb_bandwidth_hz: p.rb_bandwidth_hz,
+        noise_w: p.noise_w,
+        deadline_s: p.deadline_s,
+        iterations: p.iterations,
+        weight_j: p.weight_j,
+        bits_min: p.bits_min,
+        bits_max: p.bits_max,
+        candidates: Vec::with_capacity(cands.len()),
+    };
+    let mut times = Vec::with_capacity(cands.len());
+    let now_s = now.as_secs_f64();
+    for &dev in cands {
+        let i = dev.idx();
+        // Mobility: bring the distance up to now.
+        let d = w.mobility.advance(w.pop.distance_m[i], now_s - w.pop.distance_at_s[i], w.rng_mobility);
+        w.pop.distance_m[i] = d;
+        w.pop.distance_at_s[i] = now_s;
+        let gains = w.channel.gains(d, w.pop.shadowing_db[i], p.rb_count);
+        let t = times_of(p, w.pop, dev)?;
+        let fixed = it * (t.dur.fwd + t.dur.bwd + t.dur.srv + t.dur.down).as_secs_f64();
+        problem.candidates.push(Candidate {
+            device: dev,
+            gains,
+            p_max_w: w.pop.p_max_w[i],
+            data_share: w.pop.samples[i] as f64 / total_samples,
+            uplink_time_s: p.deadline_s - fixed,
+            fixed_time_s: fixed,
+            compute_energy_j: it * t.cmp_power_w * (t.dur.fwd + t.dur.bwd).as_secs_f64(),
+            activation_elements: p.activation_elements,
+            extra_upload_bits: p.extra_upload_bits,
+        });
+        times.push(t);
+    }
+    Ok((problem, times))
+}

@@ -1,0 +1,158 @@
+//! One run, wired in one place: scenario -> engine (+ the learner, when
+//! the scenario trains) -> sink -> output folder.
+//!
+//! Output goes to `<dir>.partial` and is renamed to `<dir>` only when the
+//! run completed and every file was closed, so an interrupted or failed run
+//! never leaves output that looks complete.
+
+use crate::alloc::{Decision, Problem, build_plan};
+use crate::config::Scenario;
+use crate::engine::{DecisionHook, Engine, Ev, Learner, RoundHook};
+use crate::error::{Error, Result};
+use crate::sim::Kernel;
+use crate::trace::{ParquetSink, RoundRow, Summary, TraceSink};
+use crate::units::SimTime;
+use std::path::{Path, PathBuf};
+
+/// Builds the learning half of a scenario that trains (`training.enabled`):
+/// `sflam_train::CoLearner` in the `sflam` binary. The core knows only the
+/// [`Learner`] trait.
+pub type LearnerFactory = fn(&Scenario) -> Result<Box<dyn Learner>>;
+
+/// Options of a run beyond the scenario.
+#[derive(Default, Clone)]
+pub struct RunOptions {
+    /// Write each round's problem and decision as JSON here.
+    pub dump_problems: Option<PathBuf>,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// The learning half, for scenarios with `training.enabled`.
+    pub learner: Option<LearnerFactory>,
+}
+
+/// The learner of `s`: none unless it trains; an error when it trains and
+/// no factory was given.
+pub fn learner_of(s: &Scenario, factory: Option<LearnerFactory>) -> Result<Option<Box<dyn Learner>>> {
+    match (s.training.enabled, factory) {
+        (false, _) => Ok(None),
+        (true, Some(f)) => f(s).map(Some),
+        (true, None) => Err(Error::Input(
+            "training.enabled = true: this program has no learning half; run it with the `sflam` binary, \
+             or set training.enabled = false for a timing-only run"
+                .into(),
+        )),
+    }
+}
+
+/// Runs the scenario into any sink; returns the summary. The caller owns
+/// the sink's output.
+/// `learner` trains each round's finished participants (co-simulation);
+/// it must be given when the scenario trains (see [`learner_of`]).
+pub fn simulate(
+    s: &Scenario,
+    sink: &mut dyn TraceSink,
+    learner: Option<Box<dyn Learner>>,
+    mut on_decision: Option<DecisionHook<'_>>,
+    mut on_round: Option<RoundHook<'_>>,
+) -> Result<Summary> {
+    let wall = std::time::Instant::now();
+    if s.training.enabled && learner.is_none() {
+        learner_of(s, None)?;
+    }
+    let plan = s.training.framework.profile().plan(s.allocator.name);
+    let allocator = build_plan(plan, &s.allocator);
+    let mut kernel: Kernel<Ev> = Kernel::new();
+    let (totals, time_p, energy_p) = {
+        let mut engine = Engine::new(s, allocator, sink)?;
+        engine.on_decision = on_decision.take();
+        engine.on_round = on_round.take();
+        if let Some(l) = learner {
+            // The partition's data sizes replace the drawn ones, so the
+            // allocator's shares and the aggregation weights agree.
+            let (samples, counts) = l.data();
+            engine.set_data(samples, counts);
+            engine.learner = Some(l);
+        }
+        engine.wire(&mut kernel)?;
+        kernel.run(&mut engine, SimTime::MAX)?;
+        let t = engine.totals.clone();
+        if t.rounds_done != s.run.rounds {
+            return Err(Error::Numeric {
+                checkpoint: "run.rounds",
+                detail: format!("the kernel drained after {} of {} rounds", t.rounds_done, s.run.rounds),
+            });
+        }
+        (t, engine.summary().time_percentiles(), engine.summary().energy_percentiles())
+    };
+    sink.finish()?;
+    Ok(Summary {
+        scenario: s.run.name.clone(),
+        seed: s.run.seed,
+        sflam_version: env!("CARGO_PKG_VERSION"),
+        git_commit: crate::git_commit(),
+        timing_model: s.model.timing.clone(),
+        trained_model: s.training.enabled.then(|| s.training.model.clone()),
+        framework: s.training.framework.as_str(),
+        allocator: plan.name(),
+        allocator_configured: s.allocator.name.as_str(),
+        devices: s.devices.count as u64,
+        rounds: totals.rounds_done,
+        simulated_s: kernel.now().as_secs_f64(),
+        events: kernel.processed(),
+        scheduled: totals.scheduled,
+        finished: totals.finished,
+        stragglers: totals.stragglers,
+        failed: totals.failed,
+        energy_j: totals.energy_cmp_j + totals.energy_com_j,
+        energy_cmp_j: totals.energy_cmp_j,
+        energy_com_j: totals.energy_com_j,
+        device_round_time_s: time_p,
+        device_round_energy_j: energy_p,
+        wall_s: wall.elapsed().as_secs_f64(),
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Runs a scenario into its output folder: Parquet traces, `summary.json`
+/// and `scenario.resolved.toml`. Returns the folder and the summary.
+pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)> {
+    let out = s.output_dir();
+    let partial = PathBuf::from(format!("{}.partial", out.display()));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+    write(&partial.join("scenario.resolved.toml"), &s.resolved_toml())?;
+    if let Some(d) = &opts.dump_problems {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let learner = learner_of(s, opts.learner)?;
+    let mut sink = ParquetSink::create(&partial, s.run.events_trace, s.run.row_group_rows, s.run.worker_threads())?;
+    let bar = crate::progress::bar(opts.progress, s.run.rounds as u64);
+    let dump_dir = opts.dump_problems.clone();
+    let on_decision: Option<DecisionHook<'_>> = dump_dir.map(|dir| {
+        Box::new(move |p: &Problem, d: &Decision| {
+            let path = dir.join(format!("round-{:05}.json", p.round));
+            let doc = serde_json::json!({ "problem": p, "decision": d });
+            let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Trace(e.to_string()))?;
+            write(&path, &text)
+        }) as DecisionHook<'_>
+    });
+    let b2 = bar.clone();
+    let on_round: Option<RoundHook<'_>> = Some(Box::new(move |r: &RoundRow| {
+        b2.set_message(format!("t = {:.1} s, {} finished", r.end_s, r.finished));
+        b2.inc(1);
+    }));
+    let summary = simulate(s, &mut sink, learner, on_decision, on_round)?;
+    bar.finish_and_clear();
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Trace(e.to_string()))?;
+    write(&partial.join("summary.json"), &json)?;
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    }
+    std::fs::rename(&partial, &out).map_err(|e| Error::io(&out, e))?;
+    Ok((out, summary))
+}

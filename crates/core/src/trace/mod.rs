@@ -1,0 +1,198 @@
+//! Traces (SPEC section 9): row types, the [`TraceSink`] trait the engine
+//! pushes into, a `Vec` sink for tests and the Parquet sink for runs.
+
+pub mod columns;
+pub mod parquet;
+mod summary;
+
+pub use columns::{ColumnSet, Row};
+pub use parquet::ParquetSink;
+pub use summary::{Summary, SummaryBuilder};
+
+use crate::error::Result;
+use serde::Serialize;
+
+crate::row! {
+    /// One row per round.
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct RoundRow in "rounds" {
+        pub round: u32,
+        /// Round start [s].
+        pub start_s: f64,
+        /// Round end [s].
+        pub end_s: f64,
+        /// Devices online at the start [1].
+        pub online: u64,
+        pub candidates: u32,
+        pub scheduled: u32,
+        pub finished: u32,
+        pub stragglers: u32,
+        /// Dropped out or went offline [1].
+        pub failed: u32,
+        /// Σ E_n over scheduled devices [J].
+        pub energy_j: f64,
+        pub energy_cmp_j: f64,
+        pub energy_com_j: f64,
+        /// Mean bits of the scheduled devices [bit]; None when nobody was scheduled.
+        pub mean_bits: Option<f64>,
+        /// Allocator objective [J].
+        pub objective_j: f64,
+        /// Allocator efficiency, eq. 21 [1/J].
+        pub efficiency_per_j: f64,
+        pub alloc_iterations: u32,
+        /// Allocator wall time [s]: the one column that varies between runs.
+        pub alloc_wall_s: f64,
+        pub loss: Option<f64>,
+        pub accuracy: Option<f64>,
+    }
+}
+
+/// How a scheduled device's round ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Finished,
+    /// Missed the deadline.
+    Straggler,
+    /// Dropped out mid-round (dropout process).
+    Dropped,
+    /// Went offline mid-round (availability process).
+    Offline,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::Straggler => "straggler",
+            Outcome::Dropped => "dropped",
+            Outcome::Offline => "offline",
+        }
+    }
+}
+
+impl columns::Cell for Outcome {
+    const COL: columns::Col = columns::Col::Str;
+    fn put(&self, c: &mut ColumnSet) {
+        c.str(self.as_str());
+    }
+}
+
+/// Frameworks are written by name (`rounds` of `sflam train`).
+impl columns::Cell for crate::config::FrameworkKind {
+    const COL: columns::Col = columns::Col::Str;
+    fn put(&self, c: &mut ColumnSet) {
+        c.str(self.as_str());
+    }
+}
+
+crate::row! {
+    /// One row per scheduled device per round.
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct DeviceRoundRow in "device_rounds" {
+        pub round: u32,
+        pub device: u32,
+        pub rb: u32,
+        /// [m]
+        pub distance_m: f64,
+        /// Channel gain on its RB [1].
+        pub gain: f64,
+        pub power_w: f64,
+        pub bits: u32,
+        pub rate_bps: f64,
+        /// Bits per activation upload [bit].
+        pub payload_bits: u64,
+        /// Device compute, forward + backward, all iterations [s].
+        pub t_cmp_s: f64,
+        /// Uplink, all uploads [s].
+        pub t_com_s: f64,
+        /// Server service [s].
+        pub t_srv_s: f64,
+        /// Waiting for the server [s].
+        pub t_wait_s: f64,
+        /// Downlink [s].
+        pub t_down_s: f64,
+        /// From round start to done (or to the cut for the others) [s].
+        pub time_s: f64,
+        /// What the allocator predicted [s].
+        pub predicted_time_s: f64,
+        pub energy_cmp_j: f64,
+        pub energy_com_j: f64,
+        pub energy_j: f64,
+        pub outcome: Outcome,
+        /// Where an unfinished device was cut: e.g. `uplink` in iteration 1.
+        pub cut_phase: Option<&'static str>,
+    }
+}
+
+crate::row! {
+    /// Static device attributes.
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct DeviceRow in "devices" {
+        pub device: u32,
+        pub distance_m: f64,
+        pub p_max_w: f64,
+        pub gpu_freq_hz: f64,
+        pub cores: u32,
+        pub flops_per_cycle: f64,
+        pub samples: u64,
+        pub shadowing_db: f64,
+        /// Samples per class when the run trains (empty otherwise) [samples].
+        pub class_counts: Vec<u32>,
+    }
+}
+
+crate::row! {
+    /// One row per handled event (optional table).
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct EventRow in "events" {
+        /// [ns]
+        pub time_ns: u64,
+        pub round: u32,
+        pub device: Option<u32>,
+        pub kind: &'static str,
+    }
+}
+
+/// Where the engine pushes rows.
+pub trait TraceSink {
+    fn device(&mut self, r: &DeviceRow) -> Result<()>;
+    fn round(&mut self, r: &RoundRow) -> Result<()>;
+    fn device_round(&mut self, r: &DeviceRoundRow) -> Result<()>;
+    fn event(&mut self, r: &EventRow) -> Result<()>;
+    /// Flushes and closes; after it the output is complete.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Keeps every row in memory (tests, small runs).
+#[derive(Default, Debug, Clone)]
+pub struct VecSink {
+    pub devices: Vec<DeviceRow>,
+    pub rounds: Vec<RoundRow>,
+    pub device_rounds: Vec<DeviceRoundRow>,
+    pub events: Vec<EventRow>,
+    pub finished: bool,
+}
+
+impl TraceSink for VecSink {
+    fn device(&mut self, r: &DeviceRow) -> Result<()> {
+        self.devices.push(r.clone());
+        Ok(())
+    }
+    fn round(&mut self, r: &RoundRow) -> Result<()> {
+        self.rounds.push(r.clone());
+        Ok(())
+    }
+    fn device_round(&mut self, r: &DeviceRoundRow) -> Result<()> {
+        self.device_rounds.push(r.clone());
+        Ok(())
+    }
+    fn event(&mut self, r: &EventRow) -> Result<()> {
+        self.events.push(r.clone());
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.finished = true;
+        Ok(())
+    }
+}

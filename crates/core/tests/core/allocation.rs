@@ -1,0 +1,241 @@
+//! Allocators: invariants every decision must hold.
+
+use sflam_core::config::Scenario;
+use sflam_core::trace::VecSink;
+
+#[test]
+fn fixed_allocator_uses_each_rb_once_at_p_max() {
+    let mut s = Scenario::default();
+    s.run.rounds = 3;
+    s.devices.count = 40;
+    s.run.candidates = 30;
+    s.network.rb_count = 7;
+    let mut sink = VecSink::default();
+    sflam_core::run::simulate(&s, &mut sink, None, None, None).unwrap();
+    for r in 0..3 {
+        let rows: Vec<_> = sink.device_rounds.iter().filter(|d| d.round == r).collect();
+        assert_eq!(rows.len(), 7);
+        let mut rbs: Vec<u32> = rows.iter().map(|d| d.rb).collect();
+        rbs.sort();
+        rbs.dedup();
+        assert_eq!(rbs.len(), 7);
+        for d in rows {
+            assert_eq!(d.bits, 8);
+            let pmax = sink.devices[d.device as usize].p_max_w;
+            assert_eq!(d.power_w, pmax);
+        }
+    }
+}
+
+use rand::{Rng, SeedableRng};
+use sflam_core::alloc::{Candidate, Decision, Problem, allocator_from, allocator_names};
+use sflam_core::config::AllocatorConfig;
+use sflam_core::device::DeviceId;
+
+fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let deadline = 1.0;
+    let candidates = (0..n)
+        .map(|i| {
+            let fixed = rng.random_range(0.3..0.8);
+            Candidate {
+                device: DeviceId(i as u32),
+                gains: (0..k).map(|_| 10f64.powf(rng.random_range(-13.0..-11.0))).collect(),
+                p_max_w: rng.random_range(0.5..2.0),
+                data_share: 1.0 / n as f64,
+                uplink_time_s: deadline - fixed,
+                fixed_time_s: fixed,
+                compute_energy_j: rng.random_range(0.1..0.5),
+                activation_elements: 100_000,
+                extra_upload_bits: 0,
+            }
+        })
+        .collect();
+    Problem {
+        round: 0,
+        rb_count: k,
+        rb_bandwidth_hz: 1e6,
+        noise_w: 1e-13,
+        deadline_s: deadline,
+        iterations: 1,
+        weight_j: 4.0 * n as f64,
+        bits_min: 4,
+        bits_max: 6,
+        candidates,
+    }
+}
+
+fn decide(name: &str, p: &Problem) -> Decision {
+    let mut a = allocator_from(name, &AllocatorConfig::default()).unwrap();
+    let mut rng = sflam_core::sim::rng::stream(3, "allocator", 0);
+    let d = a.decide(p, &mut rng);
+    d.check(p).unwrap();
+    d
+}
+
+/// Best value of candidate i on RB j over bits and a power grid of `grid`
+/// points in (0, p_max] — no closed form used.
+fn brute_pair(p: &Problem, i: usize, j: usize, grid: usize) -> Option<f64> {
+    let c = &p.candidates[i];
+    let mut best: Option<f64> = None;
+    for b in p.bits_min..=p.bits_max {
+        let u = (c.activation_elements * (b as u64 + 1) + 64) as f64;
+        for g in 1..=grid {
+            let pw = c.p_max_w * g as f64 / grid as f64;
+            let r = p.rb_bandwidth_hz * (1.0 + pw * c.gains[j] / p.noise_w).log2();
+            let t = u / r;
+            if c.fixed_time_s + t <= p.deadline_s - 2e-9 {
+                let v = p.weight_j * c.data_share * (1.0 - 0.5f64.powi((b - p.bits_min + 1) as i32))
+                    - c.compute_energy_j
+                    - pw * t;
+                best = Some(best.map_or(v, |x: f64| x.max(v)));
+                break; // larger powers on this grid only cost more
+            }
+        }
+    }
+    best
+}
+
+/// Max over all partial matchings (each device at most one RB, each RB at
+/// most one device) of the sum of pair values; unmatched devices count 0.
+fn brute_matching(vals: &[Vec<Option<f64>>], i: usize, used: &mut Vec<bool>) -> f64 {
+    if i == vals.len() {
+        return 0.0;
+    }
+    let mut best = brute_matching(vals, i + 1, used);
+    for j in 0..used.len() {
+        if let (false, Some(v)) = (used[j], vals[i][j]) {
+            used[j] = true;
+            best = best.max(v + brute_matching(vals, i + 1, used));
+            used[j] = false;
+        }
+    }
+    best
+}
+
+#[test]
+fn exact_equals_brute_force_and_bcd_never_beats_it() {
+    let grid = 20_000;
+    let mut exact_positive = 0;
+    for seed in 0..40 {
+        let (n, k) = (2 + seed as usize % 4, 1 + seed as usize % 3);
+        let p = random_problem(seed, n, k);
+        let vals: Vec<Vec<Option<f64>>> =
+            (0..n).map(|i| (0..k).map(|j| brute_pair(&p, i, j, grid)).collect()).collect();
+        let brute = brute_matching(&vals, 0, &mut vec![false; k]);
+        let exact = decide("exact", &p);
+        // The grid can only be worse than the true optimum, by at most one
+        // grid step of power held for the whole uplink window.
+        let slack: f64 = p.candidates.iter().map(|c| c.p_max_w / grid as f64 * c.uplink_time_s).sum();
+        assert!(exact.objective_j >= brute - 1e-9, "seed {seed}: exact {} < brute force {brute}", exact.objective_j);
+        assert!(
+            exact.objective_j <= brute + slack,
+            "seed {seed}: exact {} > brute force {brute} + {slack}",
+            exact.objective_j
+        );
+        if exact.objective_j > 0.0 {
+            exact_positive += 1;
+        }
+        // Every allocator over the same action space (`fixed` ignores the
+        // deadline; `nq` sends fp32, outside bits_min..=bits_max).
+        for name in ["bcd", "ep", "rb"] {
+            let d = decide(name, &p);
+            assert!(
+                d.objective_j <= exact.objective_j + 1e-9,
+                "seed {seed}: {name} {} beats exact {}",
+                d.objective_j,
+                exact.objective_j
+            );
+        }
+    }
+    assert!(exact_positive > 20, "instances too easy or too hard: {exact_positive}");
+}
+
+#[test]
+fn every_allocation_meets_deadline_and_power_limits() {
+    for seed in 100..130 {
+        let p = random_problem(seed, 12, 5);
+        for name in allocator_names() {
+            let d = decide(name, &p);
+            for a in &d.assignments {
+                let c = &p.candidates[a.candidate];
+                assert!(a.power_w > 0.0 && a.power_w <= c.p_max_w, "{name}: power {}", a.power_w);
+                if *name != "fixed" {
+                    assert!(a.time_s <= p.deadline_s, "{name}: time {} > {}", a.time_s, p.deadline_s);
+                }
+                match *name {
+                    "ep" => assert_eq!(a.power_w, c.p_max_w),
+                    "nq" => assert_eq!(a.bits, 32),
+                    _ => assert!((p.bits_min..=p.bits_max).contains(&a.bits) || *name == "fixed"),
+                }
+            }
+            assert_eq!(d.assignments.len() + d.excluded.len(), p.candidates.len(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn bcd_reports_iterations_and_stays_close_to_exact() {
+    let mut gaps = Vec::new();
+    for seed in 200..220 {
+        let p = random_problem(seed, 10, 4);
+        let e = decide("exact", &p).objective_j;
+        let b = decide("bcd", &p);
+        assert!(b.iterations >= 1);
+        if e > 0.0 {
+            gaps.push((e - b.objective_j) / e);
+        }
+    }
+    assert!(!gaps.is_empty());
+    assert!(gaps.iter().all(|g| *g >= -1e-12));
+}
+
+#[test]
+fn scheduled_devices_finish_in_the_simulation() {
+    // With the paper's ideal server, every device an optimizing allocator
+    // schedules must finish by the deadline in the event simulation too.
+    for name in ["exact", "bcd", "ep", "rb", "nq"] {
+        let mut s = Scenario::default();
+        s.run.rounds = 4;
+        s.run.deadline_s = 20.0;
+        s.run.iterations = 2;
+        s.devices.count = 60;
+        s.run.candidates = 40;
+        s.network.downlink = true;
+        s.network.model_upload = true;
+        s.server.discipline = sflam_core::config::ServerDisciplineKind::Ideal;
+        s.allocator.name = name.parse().unwrap();
+        let mut sink = VecSink::default();
+        sflam_core::run::simulate(&s, &mut sink, None, None, None).unwrap();
+        assert!(!sink.device_rounds.is_empty(), "{name} scheduled nobody");
+        for r in &sink.device_rounds {
+            assert_eq!(
+                r.outcome,
+                sflam_core::trace::Outcome::Finished,
+                "{name}: device {} round {}: {r:?}",
+                r.device,
+                r.round
+            );
+            assert!(r.time_s <= s.run.deadline_s);
+            assert!(
+                (r.time_s - r.predicted_time_s).abs() < 1e-6,
+                "{name}: predicted {} simulated {}",
+                r.predicted_time_s,
+                r.time_s
+            );
+        }
+    }
+}
+
+#[test]
+fn virtual_vertex_matching_equals_rectangular_assignment() {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
+    for _ in 0..50 {
+        let (n, k) = (rng.random_range(1..40), rng.random_range(1..7));
+        let w: Vec<f64> = (0..n * k).map(|_| rng.random_range(-1.0..5.0)).collect();
+        let total = |v: &[(usize, usize)]| v.iter().map(|&(r, c)| w[r * k + c]).sum::<f64>();
+        let a = sflam_core::alloc::max_weight(n, k, &w);
+        let b = sflam_core::alloc::min_weight_perfect_with_virtual(n, k, &w);
+        assert!((total(&a) - total(&b)).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,176 @@
+//! The learning frameworks of SPEC section 7 as strategies under one round
+//! loop: each says how a round's participants train from the current state
+//! and how the state moves on. Aggregation (eq. 6) weights by data size and
+//! covers only the participants handed in: the ones that met the deadline.
+
+use super::params::weighted_average;
+use super::training::{Eval, LocalUpdate, Params, Trainer};
+use crate::config::{FrameworkKind, Profile};
+use crate::error::Result;
+use std::collections::BTreeMap;
+
+/// One participant of a round: the device and the bits its activations
+/// travel at (32 = fp32; ignored by the frameworks that send none or fp32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Work {
+    pub device: u32,
+    pub bits: u32,
+}
+
+/// The model state a framework carries between rounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelState {
+    pub global: Params,
+    /// `ll` only: each device's own model, once it has trained.
+    pub local: BTreeMap<u32, Params>,
+}
+
+/// What a round did, per participant in `work` order.
+#[derive(Clone, Debug, Default)]
+pub struct RoundStats {
+    /// Training loss of each participant [nat].
+    pub losses: Vec<f64>,
+    /// Uplink activation bytes of each participant [B].
+    pub wire_bytes: Vec<u64>,
+}
+
+impl RoundStats {
+    fn of(updates: &[LocalUpdate]) -> RoundStats {
+        RoundStats {
+            losses: updates.iter().map(|u| u.loss).collect(),
+            wire_bytes: updates.iter().map(|u| u.wire_bytes).collect(),
+        }
+    }
+
+    /// Mean training loss over the participants [nat]; None when nobody trained.
+    pub fn mean_loss(&self) -> Option<f64> {
+        (!self.losses.is_empty()).then(|| self.losses.iter().sum::<f64>() / self.losses.len() as f64)
+    }
+}
+
+/// A learning framework.
+pub trait Framework: Send + Sync {
+    fn kind(&self) -> FrameworkKind;
+    /// What this framework means for the network: split or whole model,
+    /// relay or parallel, quantized or fp32, what it uploads, who plans
+    /// its rounds (`sflam_core::config::Profile`, declared once there).
+    fn profile(&self) -> &'static Profile {
+        self.kind().profile()
+    }
+    /// Trains one round of `work` (in device order) and moves `state` on.
+    fn round(&self, t: &Trainer, state: &mut ModelState, round: u32, work: &[Work]) -> Result<RoundStats>;
+    /// The accuracy this framework reports: the global model on the test set.
+    fn evaluate(&self, t: &Trainer, state: &ModelState) -> Result<Eval> {
+        t.evaluate(&state.global)
+    }
+}
+
+/// The framework of a scenario.
+pub fn framework(kind: FrameworkKind) -> Box<dyn Framework> {
+    match kind {
+        FrameworkKind::Sflam | FrameworkKind::Sfl => Box::new(SplitFed { quantized: kind.profile().quantized }),
+        FrameworkKind::Sl => Box::new(Sequential),
+        FrameworkKind::Fl => Box::new(FedAvg),
+        FrameworkKind::Ll => Box::new(Local),
+    }
+}
+
+fn aggregate(t: &Trainer, state: &mut ModelState, work: &[Work], updates: &[LocalUpdate]) {
+    let weight = |w: &Work| t.samples(w.device) as f64;
+    if let Some(device) = weighted_average(work.iter().zip(updates).map(|(w, u)| (weight(w), &u.params.device[..]))) {
+        let server = weighted_average(work.iter().zip(updates).map(|(w, u)| (weight(w), &u.params.server[..])))
+            .expect("same participants as the device side");
+        state.global = Params { device, server };
+    }
+}
+
+/// `sflam` (quantized at each participant's bits) and `sfl` (fp32):
+/// parallel split training, each participant on its own copy of both
+/// halves, both averaged at round end.
+pub struct SplitFed {
+    pub quantized: bool,
+}
+
+impl Framework for SplitFed {
+    fn kind(&self) -> FrameworkKind {
+        if self.quantized { FrameworkKind::Sflam } else { FrameworkKind::Sfl }
+    }
+
+    fn round(&self, t: &Trainer, state: &mut ModelState, round: u32, work: &[Work]) -> Result<RoundStats> {
+        let start = &state.global;
+        let updates = t.parallel(work, |w| {
+            t.split_update(start, w.device, round, (self.quantized && w.bits < 32).then_some(w.bits))
+        })?;
+        aggregate(t, state, work, &updates);
+        Ok(RoundStats::of(&updates))
+    }
+}
+
+/// `sl`: one device-side and one server-side model, relayed from device to
+/// device in order; no averaging, fp32 activations.
+pub struct Sequential;
+
+impl Framework for Sequential {
+    fn kind(&self) -> FrameworkKind {
+        FrameworkKind::Sl
+    }
+
+    fn round(&self, t: &Trainer, state: &mut ModelState, round: u32, work: &[Work]) -> Result<RoundStats> {
+        let mut updates = Vec::with_capacity(work.len());
+        for w in work {
+            let u = t.install(|| t.split_update(&state.global, w.device, round, None))?;
+            state.global = u.params.clone();
+            updates.push(u);
+        }
+        Ok(RoundStats::of(&updates))
+    }
+}
+
+/// `fl`: FedAvg of the whole model trained on each device.
+pub struct FedAvg;
+
+impl Framework for FedAvg {
+    fn kind(&self) -> FrameworkKind {
+        FrameworkKind::Fl
+    }
+
+    fn round(&self, t: &Trainer, state: &mut ModelState, round: u32, work: &[Work]) -> Result<RoundStats> {
+        let start = &state.global;
+        let updates = t.parallel(work, |w| t.whole_update(start, w.device, round))?;
+        aggregate(t, state, work, &updates);
+        Ok(RoundStats::of(&updates))
+    }
+}
+
+/// `ll`: every device trains its own whole model, never shared; the
+/// reported accuracy is the mean over the devices that have trained.
+pub struct Local;
+
+impl Framework for Local {
+    fn kind(&self) -> FrameworkKind {
+        FrameworkKind::Ll
+    }
+
+    fn round(&self, t: &Trainer, state: &mut ModelState, round: u32, work: &[Work]) -> Result<RoundStats> {
+        let updates = {
+            let s = &*state;
+            t.parallel(work, |w| t.whole_update(s.local.get(&w.device).unwrap_or(&s.global), w.device, round))?
+        };
+        for (w, u) in work.iter().zip(&updates) {
+            state.local.insert(w.device, u.params.clone());
+        }
+        Ok(RoundStats::of(&updates))
+    }
+
+    fn evaluate(&self, t: &Trainer, state: &ModelState) -> Result<Eval> {
+        if state.local.is_empty() {
+            return t.evaluate(&state.global);
+        }
+        let evals: Vec<Eval> = state.local.values().map(|p| t.evaluate(p)).collect::<Result<_>>()?;
+        let n = evals.len() as f64;
+        Ok(Eval {
+            loss: evals.iter().map(|e| e.loss).sum::<f64>() / n,
+            accuracy: evals.iter().map(|e| e.accuracy).sum::<f64>() / n,
+        })
+    }
+}

@@ -1,0 +1,382 @@
+//! The learning half (SPEC sections 1, 2 and 7): a split ViT trained with
+//! Burn, activations quantized and bit-packed on the wire, and the
+//! frameworks `sflam`, `sfl`, `sl`, `fl`, `ll` under one round loop.
+//!
+//! - `model.rs`: the two modules (device side, server side), timm names.
+//! - `data.rs`: Fashion-MNIST, CIFAR-10/100, synthetic; Dirichlet split.
+//! - `wire.rs`: the cut layer through the real quantizer.
+//! - `training.rs`: [`Trainer`], the local updates and evaluation.
+//! - `framework.rs`: the strategies.
+//! - `params.rs`: flat parameter vectors and FedAvg.
+//! - `import.rs`: timm safetensors.
+//! - this file: `sflam train` (training without the network simulation),
+//!   its trace and its checkpoints, and [`CoLearner`], the learning half
+//!   inside the simulation (`sflam_core::engine::Learner`).
+//!
+//! This crate builds on `sflam-core`, whose modules it names as its own
+//! (`crate::config`, ...), and adds Burn.
+
+pub mod data;
+pub mod framework;
+pub mod import;
+pub mod model;
+pub mod params;
+pub mod training;
+pub mod wire;
+
+// The core's modules, as this crate sees them.
+pub(crate) use sflam_core::{config, device, engine, error, quant, sim, trace, workload};
+
+pub use crate::config::{BackendKind, LrSchedule, OptimizerKind};
+pub use framework::{Framework, ModelState, RoundStats, Work, framework};
+pub use training::{Eval, Params, Trainer, backend_device};
+
+use crate::config::{FrameworkKind, Scenario};
+use crate::error::{Error, Result};
+use crate::sim::rng::stream;
+use crate::trace::parquet::TableFile;
+use rand::seq::index::sample;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Keeps freed tensor buffers in the process (glibc): Burn allocates a
+/// fresh buffer per op, and glibc's defaults hand buffers above its mmap
+/// threshold back to the kernel, so every step paid for page faults and
+/// zeroing of the same megabytes again (-17% step time at vit-small-32,
+/// README, performance). Call once at start-up; a no-op elsewhere.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; these are in range
+    // (mmap threshold at most 32 MiB on 64-bit glibc).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
+/// What a [`Trainer`] needs from a scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSettings {
+    pub seed: u64,
+    /// Dirichlet α [1].
+    pub alpha: f64,
+    /// Minimum samples per device [samples].
+    pub min_samples: usize,
+    /// Mini-batch [images].
+    pub batch: usize,
+    /// Local iterations per participant and round [1].
+    pub iterations: u32,
+    pub optimizer: OptimizerKind,
+    /// Learning rate [1].
+    pub lr: f64,
+    /// SGD momentum [1].
+    pub momentum: f64,
+    pub lr_schedule: LrSchedule,
+    /// Linear warm-up steps before the schedule [iterations].
+    pub warmup_iterations: u64,
+    /// Parts each mini-batch's gradient is computed in, in parallel [1].
+    pub micro_batches: usize,
+    /// Rounds of the run, the schedule's horizon [rounds].
+    pub rounds: u32,
+    /// Test samples evaluated; 0 = all [samples].
+    pub eval_samples: usize,
+    /// Worker threads; 0 = all cores [1].
+    pub threads: usize,
+    pub backend: BackendKind,
+}
+
+impl TrainSettings {
+    pub fn of(s: &Scenario) -> TrainSettings {
+        let t = &s.training;
+        TrainSettings {
+            seed: s.run.seed,
+            alpha: t.dirichlet_alpha,
+            min_samples: t.min_samples as usize,
+            batch: t.batch,
+            iterations: s.run.iterations,
+            optimizer: t.optimizer,
+            lr: t.lr,
+            momentum: t.momentum,
+            lr_schedule: t.lr_schedule,
+            warmup_iterations: t.warmup_iterations,
+            micro_batches: t.micro_batches,
+            rounds: s.run.rounds,
+            eval_samples: t.eval_samples,
+            threads: s.run.threads,
+            backend: t.backend,
+        }
+    }
+}
+
+/// Builds the trainer of a scenario: loads the data, splits it over
+/// `devices.count` devices.
+pub fn trainer_of(s: &Scenario) -> Result<Trainer> {
+    let t = &s.training;
+    let vit = crate::workload::vit_config(&t.model)
+        .ok_or_else(|| Error::Input(format!("training.model = {:?}: unknown", t.model)))?;
+    let (train, test) = data::load(t.dataset, &t.data_dir, s.run.seed)?;
+    Trainer::new(vit, TrainSettings::of(s), train.truncated(t.train_samples), test, s.devices.count)
+}
+
+/// The initial state: `training.init` or the seeded random init.
+pub fn initial_state(s: &Scenario, t: &Trainer) -> Result<ModelState> {
+    let init = &s.training.init;
+    let global = if init.is_empty() {
+        t.initial_params()
+    } else if init.ends_with(".safetensors") {
+        let mut m = t.template(&t.initial_params());
+        import::load_timm(&mut m, Path::new(init))?;
+        Params { device: params::to_flat(&m.device_side), server: params::to_flat(&m.server_side) }
+    } else {
+        t.load(Path::new(init))?
+    };
+    Ok(ModelState { global, local: Default::default() })
+}
+
+sflam_core::row! {
+    /// One row of the `rounds` table of `sflam train`.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct TrainRoundRow in "rounds" {
+        pub round: u32,
+        pub framework: FrameworkKind,
+        pub participants: u32,
+        /// Training samples held by the participants [samples].
+        pub samples: u64,
+        /// Mean activation bits [bit]; None for frameworks that send fp32 or nothing.
+        pub mean_bits: Option<f64>,
+        /// Uplink activation bytes of the round [B].
+        pub wire_bytes: u64,
+        /// Mean training loss of the participants [nat].
+        pub train_loss: Option<f64>,
+        /// Global model on the test set [nat]; None in rounds not evaluated.
+        pub test_loss: Option<f64>,
+        /// Global model's test accuracy [1].
+        pub accuracy: Option<f64>,
+        /// Wall time of the round [s]: the one column that varies between runs.
+        pub wall_s: f64,
+    }
+}
+
+sflam_core::row! {
+    /// One row of the `devices` table of a training run: the data a device holds.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct DataRow in "devices" {
+        pub device: u32,
+        pub samples: u64,
+        /// Samples per class, class 0 first [samples].
+        pub class_counts: Vec<u32>,
+    }
+}
+
+/// What `sflam train` leaves in `checkpoints/` besides the model.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    /// Rounds done [1].
+    round: u32,
+    /// The scenario, so a resume cannot silently change it.
+    scenario: String,
+    rows: Vec<TrainRoundRow>,
+}
+
+/// Options of `sflam train`.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Continue from the last checkpoint in the output folder.
+    pub resume: bool,
+    /// Stop (with a checkpoint) after this many rounds in all; the run can
+    /// be resumed later (time-limited cluster jobs).
+    pub stop_after: Option<u32>,
+    pub progress: bool,
+    /// Called with each round's row as soon as the round is done (above
+    /// the progress bar), so a long run shows its curve while it runs.
+    pub on_round: Option<fn(&TrainRoundRow)>,
+}
+
+/// The result of a training run.
+pub struct TrainOutcome {
+    pub dir: PathBuf,
+    pub rows: Vec<TrainRoundRow>,
+    pub state: ModelState,
+}
+
+fn ckpt_dir(out: &Path) -> PathBuf {
+    out.join("checkpoints")
+}
+
+fn save_checkpoint(t: &Trainer, out: &Path, state: &ModelState, p: &Progress) -> Result<()> {
+    let dir = ckpt_dir(out);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    t.save(&state.global, &dir.join("global.bpk"))?;
+    for (d, p) in &state.local {
+        t.save(p, &dir.join(format!("local-{d}.bpk")))?;
+    }
+    // The progress file is written last and atomically: it is what makes
+    // the model files above a checkpoint.
+    let json = serde_json::to_string_pretty(p).map_err(|e| Error::failure("writing progress.json", e))?;
+    let tmp = dir.join("progress.json.partial");
+    std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, dir.join("progress.json")).map_err(|e| Error::io(&dir, e))
+}
+
+fn load_checkpoint(t: &Trainer, out: &Path, scenario: &str) -> Result<(ModelState, Progress)> {
+    let dir = ckpt_dir(out);
+    let pj = dir.join("progress.json");
+    let text = std::fs::read_to_string(&pj).map_err(|e| Error::io(&pj, e))?;
+    let p: Progress = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", pj.display())))?;
+    if p.scenario != scenario {
+        return Err(Error::Input(format!(
+            "{}: the checkpoint was made with another scenario; resume with the same one",
+            pj.display()
+        )));
+    }
+    let mut state = ModelState { global: t.load(&dir.join("global.bpk"))?, local: Default::default() };
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(d) = name.strip_prefix("local-").and_then(|r| r.strip_suffix(".bpk")).and_then(|d| d.parse().ok()) {
+            state.local.insert(d, t.load(&e.path())?);
+        }
+    }
+    Ok((state, p))
+}
+
+/// The participants of `round` in a run without the simulation: a uniform
+/// sample without replacement, in device order.
+pub fn sample_participants(s: &Scenario, round: u32) -> Vec<u32> {
+    let n = s.devices.count;
+    let k = s.training.participants.min(n);
+    let mut rng = stream(s.run.seed, "participants", round as u64);
+    let mut v: Vec<u32> = sample(&mut rng, n, k).into_iter().map(|i| i as u32).collect();
+    v.sort_unstable();
+    v
+}
+
+/// `sflam train`: trains `training.framework` for `run.rounds` rounds
+/// without the network simulation; writes `rounds.parquet`,
+/// `devices.parquet`, `scenario.toml` and checkpoints into `out`.
+pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<TrainOutcome> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let scenario = s.resolved_toml();
+    let trainer = trainer_of(s)?;
+    let fw = framework(s.training.framework);
+    let (mut state, mut rows) = if opts.resume {
+        let (st, p) = load_checkpoint(&trainer, out, &scenario)?;
+        (st, p.rows)
+    } else {
+        (initial_state(s, &trainer)?, Vec::new())
+    };
+    std::fs::write(out.join("scenario.toml"), &scenario).map_err(|e| Error::io(out, e))?;
+    let mut devices = TableFile::<DataRow>::create(out)?;
+    for (d, part) in trainer.parts.iter().enumerate() {
+        devices.push(&DataRow {
+            device: d as u32,
+            samples: part.len() as u64,
+            class_counts: trainer.train.class_counts(part),
+        })?;
+    }
+    devices.finish()?;
+    let mut table = TableFile::<TrainRoundRow>::create(out)?;
+    for r in &rows {
+        table.push(r)?;
+    }
+    let first = rows.len() as u32;
+    let bar = sflam_core::progress::bar(opts.progress, s.run.rounds.saturating_sub(first) as u64);
+    let end = opts.stop_after.map_or(s.run.rounds, |k| k.min(s.run.rounds));
+    for round in first..end {
+        let start = Instant::now();
+        let work: Vec<Work> =
+            sample_participants(s, round).into_iter().map(|device| Work { device, bits: s.training.bits }).collect();
+        let stats = fw.round(&trainer, &mut state, round, &work)?;
+        let last = round + 1 == s.run.rounds;
+        let eval = if (round + 1).is_multiple_of(s.training.eval_every) || last {
+            Some(fw.evaluate(&trainer, &state)?)
+        } else {
+            None
+        };
+        let quantized = s.training.framework.profile().quantized;
+        let row = TrainRoundRow {
+            round,
+            framework: fw.kind(),
+            participants: work.len() as u32,
+            samples: work.iter().map(|w| trainer.samples(w.device) as u64).sum(),
+            mean_bits: (quantized && !work.is_empty())
+                .then(|| work.iter().map(|w| w.bits as f64).sum::<f64>() / work.len() as f64),
+            wire_bytes: stats.wire_bytes.iter().sum(),
+            train_loss: stats.mean_loss(),
+            test_loss: eval.map(|e| e.loss),
+            accuracy: eval.map(|e| e.accuracy),
+            wall_s: start.elapsed().as_secs_f64(),
+        };
+        table.push(&row)?;
+        if let Some(a) = row.accuracy {
+            bar.set_message(format!("accuracy {a:.4}"));
+        }
+        bar.inc(1);
+        if let Some(report) = opts.on_round {
+            bar.suspend(|| report(&row));
+        }
+        rows.push(row);
+        let every = s.training.checkpoint_every;
+        if last || round + 1 == end || (every > 0 && (round + 1).is_multiple_of(every)) {
+            save_checkpoint(
+                &trainer,
+                out,
+                &state,
+                &Progress { round: round + 1, scenario: scenario.clone(), rows: rows.clone() },
+            )?;
+        }
+    }
+    bar.finish_and_clear();
+    table.finish()?;
+    Ok(TrainOutcome { dir: out.to_path_buf(), rows, state })
+}
+
+/// The learning half inside the simulation (`training.enabled`): the
+/// engine hands it each round's finished participants and their bits.
+pub struct CoLearner {
+    trainer: Trainer,
+    fw: Box<dyn Framework>,
+    state: ModelState,
+    eval_every: u32,
+    rounds: u32,
+}
+
+impl CoLearner {
+    pub fn new(s: &Scenario) -> Result<CoLearner> {
+        let trainer = trainer_of(s)?;
+        let state = initial_state(s, &trainer)?;
+        Ok(CoLearner {
+            fw: framework(s.training.framework),
+            trainer,
+            state,
+            eval_every: s.training.eval_every,
+            rounds: s.run.rounds,
+        })
+    }
+
+    /// Samples and class counts of every device.
+    pub fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>) {
+        let t = &self.trainer;
+        (t.parts.iter().map(|p| p.len() as u64).collect(), t.parts.iter().map(|p| t.train.class_counts(p)).collect())
+    }
+}
+
+impl crate::engine::Learner for CoLearner {
+    fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>) {
+        CoLearner::data(self)
+    }
+
+    fn round(&mut self, round: u32, finished: &[(crate::device::DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)> {
+        let work: Vec<Work> = finished.iter().map(|&(d, bits)| Work { device: d.0, bits }).collect();
+        let stats = self.fw.round(&self.trainer, &mut self.state, round, &work)?;
+        let last = round + 1 == self.rounds;
+        let acc = if (round + 1).is_multiple_of(self.eval_every) || last {
+            Some(self.fw.evaluate(&self.trainer, &self.state)?.accuracy)
+        } else {
+            None
+        };
+        Ok((stats.mean_loss(), acc))
+    }
+}

@@ -1,0 +1,393 @@
+//! The explicit split training loop (SPEC section 7). A [`Trainer`] owns
+//! the data, its split over devices, the model templates and a thread
+//! pool, and offers the steps every framework is made of: a split local
+//! update (device forward -> wire -> server forward/backward -> gradient
+//! back -> device backward), a whole-model local update, and evaluation
+//! of a model on the held-out test set.
+//!
+//! Everything random is drawn from streams keyed by (seed, purpose, round,
+//! device), so a participant's update does not depend on which thread ran
+//! it, on the other participants, or on the thread count.
+
+use super::data::{Dataset, dirichlet_partition};
+use super::model::{DeviceModel, ServerModel};
+use super::params::{load_flat, to_flat};
+use super::wire;
+use super::{OptimizerKind, TrainSettings};
+use crate::config::BackendKind;
+use crate::error::{Error, Result};
+use crate::sim::rng::{derive_seed, stream};
+use crate::workload::VitConfig;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::nn::loss::CrossEntropyLoss;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+
+/// A model's parameters, split at the cut layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub device: Vec<f32>,
+    pub server: Vec<f32>,
+}
+
+/// What one participant's local update produced.
+#[derive(Clone, Debug)]
+pub struct LocalUpdate {
+    pub params: Params,
+    /// Mean training loss over its iterations [nat].
+    pub loss: f64,
+    /// Uplink activation bytes over its iterations [B].
+    pub wire_bytes: u64,
+}
+
+/// Test-set loss [nat] and accuracy [1].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Eval {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+pub struct Trainer {
+    pub vit: &'static VitConfig,
+    pub settings: TrainSettings,
+    pub train: Dataset,
+    pub test: Dataset,
+    /// Training-sample indices of each device.
+    pub parts: Vec<Vec<u32>>,
+    plain: Device,
+    grad: Device,
+    device_template: DeviceModel,
+    server_template: ServerModel,
+    pool: rayon::ThreadPool,
+}
+
+impl Trainer {
+    /// Splits `train` over `devices` and builds the model templates.
+    pub fn new(
+        vit: &'static VitConfig,
+        settings: TrainSettings,
+        train: Dataset,
+        test: Dataset,
+        devices: usize,
+    ) -> Result<Trainer> {
+        if train.channels != vit.channels || train.size != vit.image || train.classes > vit.classes {
+            return Err(Error::Input(format!(
+                "training.model = {:?} takes {}x{}x{} images and {} classes; the data set has {}x{}x{} and {}",
+                vit.name,
+                vit.image,
+                vit.image,
+                vit.channels,
+                vit.classes,
+                train.size,
+                train.size,
+                train.channels,
+                train.classes
+            )));
+        }
+        let mut rng = stream(settings.seed, "partition", 0);
+        let parts = dirichlet_partition(&train, devices, settings.alpha, settings.min_samples, &mut rng)?;
+        let plain = backend_device(settings.backend)?;
+        let grad = plain.clone().autodiff();
+        let device_template = DeviceModel::new(vit, &grad);
+        let server_template = ServerModel::new(vit, &grad);
+        let threads = if settings.threads == 0 { sflam_core::config::all_cores() } else { settings.threads };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::failure(format!("a pool of run.threads = {threads} worker threads"), e))?;
+        Ok(Trainer { vit, settings, train, test, parts, plain, grad, device_template, server_template, pool })
+    }
+
+    /// The initial model: timm-style N(0, 0.02) weights, unit norms, zero
+    /// biases, drawn from the run's own stream (Burn's global generator is
+    /// shared by every thread and so is not used).
+    pub fn initial_params(&self) -> Params {
+        let mut rng = stream(self.settings.seed, "init", 0);
+        let dev = init_params(self.device_template.clone(), &mut rng);
+        let srv = init_params(self.server_template.clone(), &mut rng);
+        Params { device: to_flat(&dev), server: to_flat(&srv) }
+    }
+
+    /// Runs `f` on the trainer's pool (its threads also run Burn's kernels).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    /// Samples each device holds [1].
+    pub fn samples(&self, device: u32) -> usize {
+        self.parts[device as usize].len()
+    }
+
+    /// The mini-batches of `device` in `round`: its samples reshuffled
+    /// per round, cycled when it holds fewer than iterations x batch.
+    fn batches(&self, device: u32, round: u32) -> Vec<Vec<u32>> {
+        let mut own = self.parts[device as usize].clone();
+        let mut rng = stream(self.settings.seed, "batches", ((round as u64) << 32) | device as u64);
+        own.shuffle(&mut rng);
+        let b = self.settings.batch;
+        (0..self.settings.iterations as usize).map(|i| (0..b).map(|j| own[(i * b + j) % own.len()]).collect()).collect()
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        match self.settings.optimizer {
+            OptimizerKind::Sgd => SgdConfig::new()
+                .with_momentum((self.settings.momentum > 0.0).then_some(MomentumConfig {
+                    momentum: self.settings.momentum,
+                    dampening: 0.0,
+                    nesterov: false,
+                }))
+                .init(),
+            OptimizerKind::Adam => AdamConfig::new().init(),
+        }
+    }
+
+    /// The learning rate [1] of local iteration `it` of `round`.
+    fn lr(&self, round: u32, it: usize) -> f64 {
+        let per = self.settings.iterations as u64;
+        let step = round as u64 * per + it as u64;
+        self.settings.lr_schedule.at(
+            self.settings.lr,
+            step,
+            self.settings.rounds as u64 * per,
+            self.settings.warmup_iterations,
+        )
+    }
+
+    fn models(&self, p: &Params, device: &Device) -> (DeviceModel, ServerModel) {
+        (
+            load_flat(self.device_template.clone(), &p.device, device),
+            load_flat(self.server_template.clone(), &p.server, device),
+        )
+    }
+
+    /// One split local update of `device` in `round` from `start`, with its
+    /// activations sent at `bits` (None = fp32). A fresh optimizer per
+    /// update: clients keep no optimizer state between rounds.
+    pub fn split_update(&self, start: &Params, device: u32, round: u32, bits: Option<u32>) -> Result<LocalUpdate> {
+        let (mut dm, mut sm) = self.models(start, &self.grad);
+        let (mut opt_d, mut opt_s) = (self.optimizer(), self.optimizer());
+        let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
+        let key = derive_seed(self.settings.seed, "wire") ^ ((round as u64) << 32 | device as u64);
+        let (mut loss_sum, mut bytes) = (0.0, 0u64);
+        let batches = self.batches(device, round);
+        for (it, idx) in batches.iter().enumerate() {
+            let lr = self.lr(round, it);
+            let (x, y) = self.train.batch(idx, &self.grad);
+            let act = dm.forward(x);
+            let sent =
+                wire::send(&act, bits, key.wrapping_add((it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &self.grad)?;
+            bytes += sent.wire_bytes;
+            let loss = loss_fn.forward(sm.forward(sent.input.clone()), y);
+            loss_sum += finite_scalar(&loss, "train.server_loss")?;
+            let mut grads = loss.backward();
+            let cut_grad = sent.input.grad_remove(&mut grads).ok_or_else(|| Error::Numeric {
+                checkpoint: "train.cut_gradient",
+                detail: "no gradient reached the cut layer".into(),
+            })?;
+            let gp = GradientsParams::from_grads(grads, &sm);
+            sm = opt_s.step(lr, sm, gp);
+            // Device backward: d(sum(act * g))/d(theta) = g . d(act)/d(theta).
+            let g = Tensor::<3>::from_data(cut_grad.into_data(), &self.grad);
+            let surrogate = (act * g).sum();
+            let grads = surrogate.backward();
+            let gp = GradientsParams::from_grads(grads, &dm);
+            dm = opt_d.step(lr, dm, gp);
+        }
+        Ok(LocalUpdate {
+            params: Params { device: to_flat(&dm), server: to_flat(&sm) },
+            loss: loss_sum / batches.len().max(1) as f64,
+            wire_bytes: bytes,
+        })
+    }
+
+    /// One whole-model local update (FL, LL): both halves on the device.
+    pub fn whole_update(&self, start: &Params, device: u32, round: u32) -> Result<LocalUpdate> {
+        let (device_side, server_side) = self.models(start, &self.grad);
+        let mut m = super::model::SplitVit { device_side, server_side };
+        let mut opt = self.optimizer();
+        let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
+        let mut loss_sum = 0.0;
+        let batches = self.batches(device, round);
+        for (it, idx) in batches.iter().enumerate() {
+            let (x, y) = self.train.batch(idx, &self.grad);
+            let loss;
+            (m, loss) = whole_step(m, &mut opt, self.lr(round, it), &loss_fn, x, y, self.settings.micro_batches)?;
+            loss_sum += loss;
+        }
+        Ok(LocalUpdate {
+            params: Params { device: to_flat(&m.device_side), server: to_flat(&m.server_side) },
+            loss: loss_sum / batches.len().max(1) as f64,
+            wire_bytes: 0,
+        })
+    }
+
+    /// Runs `f` for every item on the pool; results in item order.
+    pub fn parallel<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> Result<R> + Sync + Send) -> Result<Vec<R>> {
+        self.pool.install(|| items.par_iter().map(&f).collect())
+    }
+
+    /// Loss and accuracy of `p` on the test set (the first
+    /// `eval_samples` of it when set), batches of 256 in parallel.
+    pub fn evaluate(&self, p: &Params) -> Result<Eval> {
+        let (dm, sm) = self.models(p, &self.plain);
+        let n = match self.settings.eval_samples {
+            0 => self.test.len(),
+            k => k.min(self.test.len()),
+        };
+        let chunks: Vec<Vec<u32>> = (0..n as u32).collect::<Vec<_>>().chunks(256).map(<[u32]>::to_vec).collect();
+        let loss_fn = CrossEntropyLossConfig::new().init(&self.plain);
+        let per: Vec<(f64, usize)> = self.parallel(&chunks, |idx| {
+            let (x, y) = self.test.batch(idx, &self.plain);
+            let logits = sm.forward(dm.forward(x));
+            let loss = finite_scalar(&loss_fn.forward(logits.clone(), y.clone()), "eval.loss")? * idx.len() as f64;
+            let hits: Tensor<1, Int> = logits.argmax(1).reshape([idx.len()]).equal(y).int().sum();
+            Ok((loss, hits.into_scalar::<i64>() as usize))
+        })?;
+        let (loss, hits) = per.iter().fold((0.0, 0usize), |(l, h), &(a, b)| (l + a, h + b));
+        Ok(Eval { loss: loss / n.max(1) as f64, accuracy: hits as f64 / n.max(1) as f64 })
+    }
+
+    /// Writes `p` as a Burn record (burnpack) of the whole model.
+    pub fn save(&self, p: &Params, path: &std::path::Path) -> Result<()> {
+        let (device_side, server_side) = self.models(p, &self.plain);
+        super::model::SplitVit { device_side, server_side }
+            .save_file(path)
+            .map_err(|e| Error::failure(format!("{}: saving the checkpoint", path.display()), e))
+    }
+
+    /// Reads a model saved by [`Trainer::save`].
+    pub fn load(&self, path: &std::path::Path) -> Result<Params> {
+        let (device_side, server_side) = self.models(&self.initial_params(), &self.plain);
+        let m = super::model::SplitVit { device_side, server_side }
+            .try_load_file(path)
+            .map_err(|e| Error::Input(format!("{}: not a checkpoint of {}: {e}", path.display(), self.vit.name)))?;
+        Ok(Params { device: to_flat(&m.device_side), server: to_flat(&m.server_side) })
+    }
+
+    /// The whole-model template on the plain device (for imports).
+    pub fn template(&self, p: &Params) -> super::model::SplitVit {
+        let (device_side, server_side) = self.models(p, &self.plain);
+        super::model::SplitVit { device_side, server_side }
+    }
+}
+
+/// One optimizer step of the whole model on the batch (x, y): forward,
+/// loss, backward, update. The batch is cut into `micro` near-equal parts
+/// whose gradients are computed in parallel on the current rayon pool,
+/// each from its mean loss weighted by its share of the batch, and summed
+/// in part order: the full batch's mean-loss gradient, the same for any
+/// thread count. Returns the model and the batch's mean loss [nat].
+pub fn whole_step(
+    m: super::model::SplitVit,
+    opt: &mut ModuleOptimizer,
+    lr: f64,
+    loss_fn: &CrossEntropyLoss,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    micro: usize,
+) -> Result<(super::model::SplitVit, f64)> {
+    let b = x.dims()[0];
+    let micro = micro.clamp(1, b.max(1));
+    if micro == 1 {
+        let loss = loss_fn.forward(m.forward(x), y);
+        let value = finite_scalar(&loss, "train.device_loss")?;
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        return Ok((opt.step(lr, m, grads), value));
+    }
+    let part = |i: usize| -> Result<(GradientsParams, f64)> {
+        // Each part differentiates its own leaves (same data, same ParamIds):
+        // graphs that share nodes are merged by burn-autodiff 0.22, whose
+        // merge and backward take their two locks in opposite orders, so
+        // parallel parts on shared leaves deadlock.
+        let m = fork(&m);
+        let (start, end) = (i * b / micro, (i + 1) * b / micro);
+        let share = (end - start) as f64 / b as f64;
+        let loss = loss_fn
+            .forward(m.forward(x.clone().narrow(0, start, end - start)), y.clone().narrow(0, start, end - start));
+        let value = finite_scalar(&loss, "train.device_loss")?;
+        Ok((GradientsParams::from_grads(loss.mul_scalar(share as f32).backward(), &m), value * share))
+    };
+    let parts: Vec<(GradientsParams, f64)> = (0..micro).into_par_iter().map(part).collect::<Result<_>>()?;
+    let mut acc = GradientsAccumulator::new();
+    let mut loss = 0.0;
+    for (grads, l) in parts {
+        acc.accumulate(&m, grads);
+        loss += l;
+    }
+    Ok((opt.step(lr, m, acc.grads()), loss))
+}
+
+/// The same parameters (data shared, ParamIds kept) as fresh autodiff
+/// leaves, so that no graph built on the copy shares a node with another.
+fn fork<M: Module>(m: &M) -> M {
+    struct Leaves;
+    impl ModuleMapper for Leaves {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.detach().require_grad())
+        }
+    }
+    m.clone().map(&mut Leaves)
+}
+
+fn finite_scalar(t: &Tensor<1>, checkpoint: &'static str) -> Result<f64> {
+    let v = t.clone().into_scalar::<f32>() as f64;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::Numeric { checkpoint, detail: format!("loss is {v} (try a smaller training.lr)") })
+    }
+}
+
+/// The Burn device of a backend, or why it is not in this build.
+pub fn backend_device(kind: BackendKind) -> Result<burn::tensor::Device> {
+    match kind {
+        BackendKind::Flex => Ok(burn::tensor::Device::flex()),
+        // Deprecated upstream; kept opt-in because users asked for it.
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        BackendKind::Ndarray => Ok(burn::tensor::Device::ndarray()),
+        #[cfg(not(feature = "ndarray"))]
+        BackendKind::Ndarray => Err(Error::Input(
+            "training.backend = \"ndarray\": this build has no ndarray backend; \
+             rebuild with `cargo build --release --features ndarray`, or use \"flex\""
+                .into(),
+        )),
+    }
+}
+
+/// Sets every float parameter by its name: `gamma` (norm scale) to 1,
+/// `beta` and `bias` to 0, everything else N(0, 0.02).
+fn init_params<M: Module>(m: M, rng: &mut crate::sim::rng::Rng) -> M {
+    struct Init<'a> {
+        rng: &'a mut crate::sim::rng::Rng,
+        path: Vec<String>,
+    }
+    impl ModuleMapper for Init<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let leaf = self.path.last().map(String::as_str).unwrap_or("");
+            let normal = Normal::new(0.0f32, 0.02).expect("valid normal");
+            param.map(|t| {
+                let shape = t.shape();
+                let n = shape.num_elements();
+                let values: Vec<f32> = match leaf {
+                    "gamma" => vec![1.0; n],
+                    "beta" | "bias" => vec![0.0; n],
+                    _ => (0..n).map(|_| normal.sample(self.rng)).collect(),
+                };
+                Tensor::from_data(TensorData::new(values, shape), &t.device()).set_require_grad(t.is_require_grad())
+            })
+        }
+    }
+    m.map(&mut Init { rng, path: Vec::new() })
+}

@@ -3,9 +3,9 @@
 //! scenario's settings. `cargo bench --bench alloc`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sflam::alloc::{Problem, allocator_from};
-use sflam::config::Scenario;
-use sflam::trace::VecSink;
+use sflam_core::alloc::{Problem, allocator_from};
+use sflam_core::config::Scenario;
+use sflam_core::trace::VecSink;
 use std::cell::RefCell;
 
 /// A real round problem; `weight_j` sets how many pairs are worth their
@@ -20,9 +20,10 @@ fn problem(weight_j: f64) -> Problem {
     s.allocator.name = "fixed".parse().unwrap();
     let got = RefCell::new(None);
     let mut sink = VecSink::default();
-    sflam::run::simulate(
+    sflam_core::run::simulate(
         &s,
         &mut sink,
+        None,
         Some(Box::new(|p: &Problem, _: &_| {
             *got.borrow_mut() = Some(p.clone());
             Ok(())
@@ -41,7 +42,7 @@ fn allocators(c: &mut Criterion) {
         g.sample_size(20);
         for name in ["exact", "bcd", "ep", "nq", "rb"] {
             let mut a = allocator_from(name, &Default::default()).unwrap();
-            let mut rng = sflam::sim::rng::stream(1, "allocator", 0);
+            let mut rng = sflam_core::sim::rng::stream(1, "allocator", 0);
             g.bench_function(name, |b| b.iter(|| a.decide(&p, &mut rng).objective_j));
         }
         g.finish();

@@ -3,8 +3,8 @@
 //! `cargo bench --bench kernel`; SimPy reference: README, performance.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sflam::sim::phold::Phold;
-use sflam::units::SimTime;
+use sflam_core::sim::phold::Phold;
+use sflam_core::units::SimTime;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 

@@ -3,7 +3,7 @@
 //! `python3 benches/quant_numpy.py`. `cargo bench --bench quant`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sflam::quant::{quantize_pack, quantize_pack_into, unpack};
+use sflam_core::quant::{quantize_pack, quantize_pack_into, unpack};
 
 fn quant(c: &mut Criterion) {
     // One ViT-B/32 mini-batch at the cut: 64 x 49 x 768 activations.

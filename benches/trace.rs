@@ -2,7 +2,7 @@
 //! inline (1 thread) and with the writer thread (2). `cargo bench --bench trace`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sflam::trace::{DeviceRoundRow, Outcome, ParquetSink, TraceSink};
+use sflam_core::trace::{DeviceRoundRow, Outcome, ParquetSink, TraceSink};
 
 const ROWS: u32 = 200_000;
 

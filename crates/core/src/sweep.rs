@@ -122,7 +122,7 @@ pub fn point_scenario(
 /// Runs this shard's points; returns the folders written (points already
 /// complete are skipped, so a sweep resumes).
 pub fn run_sweep(file: &Path, base: &[String], axes: &[Axis], out: &Path, o: &SweepOptions) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let text = crate::config::read_scenario_text(file)?;
     let mine: Vec<Point> = points(axes).into_iter().filter(|p| p.index % o.shard.1 == o.shard.0).collect();
     // Validate every point before running any.
     let scenarios: Vec<Scenario> =

@@ -7,8 +7,24 @@ use std::path::Path;
 
 /// Reads, parses, overrides and validates a scenario file.
 pub fn load_scenario(path: &Path, overrides: &[String]) -> Result<Scenario> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    load_scenario_str(&text, path, overrides)
+    load_scenario_str(&read_scenario_text(path)?, path, overrides)
+}
+
+/// A scenario file's text. A file that is not UTF-8 is bad input (exit 2),
+/// named with the byte where it stops being text.
+pub fn read_scenario_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::Config(vec![ConfigError {
+            origin: Origin::File { path: path.to_path_buf(), line: None, column: None },
+            field: String::new(),
+            value: String::new(),
+            allowed: format!(
+                "not a scenario: byte {} is not UTF-8 text (scenarios are TOML, which is UTF-8)",
+                e.utf8_error().valid_up_to()
+            ),
+        }])
+    })
 }
 
 /// As [`load_scenario`], from text already read; `path` names it in errors.

@@ -25,7 +25,7 @@ pub mod params;
 mod validate;
 
 pub use framework::{Plan, Planner, Profile, Upload};
-pub use load::{load_scenario, load_scenario_str, parse_override};
+pub use load::{load_scenario, load_scenario_str, parse_override, read_scenario_text};
 pub use params::{Checker, ParamDoc, Problem, Section};
 pub use validate::validate;
 
@@ -73,7 +73,10 @@ section! {
     RunConfig "run" {
         /// Scenario name, used in the default output folder.
         name: String = "default".to_string(), X, Rule::Name;
-        /// Master seed [1]; every component derives its own stream.
+        /// Master seed [1]; every component derives its own stream. Any
+        /// u64: a seed above 2^63 - 1 (TOML's largest integer) may also be
+        /// written as a string of digits, as `--set` passes it.
+        #[serde(deserialize_with = "params::u64_from_int_or_digits")]
         seed: u64 = 1, X, Rule::Any;
         /// Global rounds R [1].
         rounds: u32 = 20, X, Rule::MinU(1);

@@ -216,6 +216,29 @@ pub fn show_default(v: &toml::Value) -> String {
     }
 }
 
+/// Reads a u64 written as a TOML integer or as a string of decimal digits:
+/// TOML integers stop at 2^63 - 1, and `--set` hands larger numbers on as
+/// strings (sweeps derive seeds over the whole u64 range).
+pub fn u64_from_int_or_digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer in 0..=18446744073709551615, or the same as a string of digits")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim().parse().map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// Joins doc-comment lines into one paragraph.
 pub fn join_doc(lines: &[&str]) -> String {
     lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
@@ -238,6 +261,7 @@ macro_rules! section {
         $name:ident $key:literal {
             $(
                 $(#[doc = $doc:literal])*
+                $(#[serde($($serde:tt)*)])*
                 $field:ident : $ty:ty = $default:expr, $origin:ident, $rule:expr;
             )*
         }
@@ -249,6 +273,7 @@ macro_rules! section {
             $(
                 $(#[doc = $doc])*
                 #[doc = concat!("\n\nDefault `", stringify!($default), "` (", stringify!($origin), ").")]
+                $(#[serde($($serde)*)])*
                 pub $field: $ty,
             )*
         }

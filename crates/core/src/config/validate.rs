@@ -44,6 +44,20 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     let q = &s.quantization;
     c.ordered_u("quantization.bits_min", q.bits_min as u64, "quantization.bits_max", q.bits_max as u64);
 
+    let al = &s.allocator;
+    if al.name == crate::config::AllocatorKind::Fixed && !(q.bits_min..=q.bits_max).contains(&al.fixed_bits) {
+        // U(b) is defined on bits_min..=bits_max only; below it the utility,
+        // and the objective with it, would go negative.
+        c.push(
+            "allocator.fixed_bits",
+            al.fixed_bits,
+            format!(
+                "bits in quantization.bits_min..=bits_max = {}..={} (`fixed` plans at these bits)",
+                q.bits_min, q.bits_max
+            ),
+        );
+    }
+
     let t = &s.training;
     if t.micro_batches == 0 || t.micro_batches > t.batch {
         c.push("training.micro_batches", t.micro_batches, "an integer in 1..=training.batch");

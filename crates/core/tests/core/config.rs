@@ -168,3 +168,43 @@ fn bad_training_values_name_their_fields() {
     }
     assert!(e.contains("vit-tiny-28"), "the allowed models are listed:\n{e}");
 }
+
+/// A seed above TOML's largest integer (sweeps derive such seeds) passes
+/// through `--set` and through the resolved scenario unchanged.
+#[test]
+fn seeds_above_2_pow_63_pass_through_set_and_the_resolved_file() {
+    for seed in [u64::MAX, (1u64 << 63) + 12345, 7] {
+        let s = load_scenario_str("", Path::new("x.toml"), &[format!("run.seed={seed}")]).unwrap();
+        assert_eq!(s.run.seed, seed);
+        let back = load_scenario_str(&s.resolved_toml(), Path::new("resolved.toml"), &[]).unwrap();
+        assert_eq!(back, s);
+    }
+    let e = errors("", &["run.seed=-1"]);
+    assert!(e[0].contains("run.seed"), "{}", e[0]);
+    let e = errors("", &["run.seed=18446744073709551616"]);
+    assert!(e[0].contains("run.seed"), "{}", e[0]);
+}
+
+/// A scenario file that is not UTF-8 is bad input (exit 2) named by its path.
+#[test]
+fn a_file_that_is_not_text_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("binary.toml");
+    std::fs::write(&path, b"[run]\nname = \"x\xff\xfe\"\n").unwrap();
+    let e = load_scenario(&path, &[]).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("binary.toml") && msg.contains("UTF-8") && msg.contains("byte 15"), "{msg}");
+}
+
+/// `fixed` plans at `fixed_bits`, so they must lie where U(b) is defined.
+#[test]
+fn fixed_bits_outside_the_bit_range_are_refused_for_fixed() {
+    let e = errors("[allocator]\nname = \"fixed\"\nfixed_bits = 2\n", &[]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("allocator.fixed_bits") && e[0].contains("4..=16"), "{}", e[0]);
+    let e = errors("[allocator]\nfixed_bits = 12\n[quantization]\nbits_max = 10\n", &[]);
+    assert!(e[0].contains("allocator.fixed_bits") && e[0].contains("4..=10"), "{}", e[0]);
+    // Unused by another allocator: no problem.
+    load_scenario_str("[allocator]\nname = \"exact\"\nfixed_bits = 2\n", Path::new("x.toml"), &[]).unwrap();
+}

@@ -20,6 +20,7 @@ mod problem;
 mod rows;
 
 pub use params::EngineParams;
+pub use participant::Phase;
 
 use crate::alloc::{Allocator, Decision, Problem};
 use crate::config::{RoundMode, Scenario};
@@ -33,7 +34,7 @@ use crate::trace::{DeviceRow, EventRow, Outcome, RoundRow, SummaryBuilder, Trace
 use crate::units::SimTime;
 use channel::Channel;
 use params::ns;
-use participant::{Participant, Phase};
+use participant::Participant;
 use rand::Rng as _;
 use rand::seq::index::sample;
 use rows::RoundSums;
@@ -65,10 +66,14 @@ pub enum Ev {
     },
     /// A device's availability flips.
     Toggle(DeviceId),
-    /// A participant's current phase is complete.
+    /// A participant's phase `phase` is complete. The device and phase
+    /// travel with the event, so one that fires after its round closed is
+    /// still logged as what it was.
     Step {
         round: u32,
         slot: u32,
+        dev: DeviceId,
+        phase: Phase,
     },
     /// The server discipline asked to be woken.
     ServerWake {
@@ -79,6 +84,7 @@ pub enum Ev {
     Dropout {
         round: u32,
         slot: u32,
+        dev: DeviceId,
     },
 }
 
@@ -286,12 +292,12 @@ impl<'s> Engine<'s> {
                 outcome: None,
             });
             if !waits {
-                ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot });
+                ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot, dev: c.device, phase: Phase::Forward });
             }
             let q = self.p.dropout_probability;
             if q > 0.0 && self.rng_dropout.random::<f64>() < q {
                 let at = self.rng_dropout.random::<f64>() * self.p.deadline_s;
-                ctx.schedule(now + ns(at, "dropout.time")?, Ev::Dropout { round: self.round, slot });
+                ctx.schedule(now + ns(at, "dropout.time")?, Ev::Dropout { round: self.round, slot, dev: c.device });
             }
         }
         self.decision = decision;
@@ -321,7 +327,7 @@ impl<'s> Engine<'s> {
                 }
             }
             Phase::Done | Phase::Waiting => {}
-            _ => ctx.schedule(p.phase_end, Ev::Step { round, slot: i as u32 }),
+            _ => ctx.schedule(p.phase_end, Ev::Step { round, slot: i as u32, dev: p.dev, phase: ph }),
         }
     }
 
@@ -472,12 +478,9 @@ impl<'s> Engine<'s> {
             Ev::RoundStart => (self.round, None, "round-start"),
             Ev::Deadline { round } => (round, None, "deadline"),
             Ev::Toggle(d) => (self.round, Some(d.0), if self.avail.is_online(d) { "offline" } else { "online" }),
-            Ev::Step { round, slot } => {
-                let p = self.parts.get(slot as usize);
-                (round, p.map(|p| p.dev.0), p.map_or("step", |p| p.phase.done_event()))
-            }
+            Ev::Step { round, dev, phase, .. } => (round, Some(dev.0), phase.done_event()),
             Ev::ServerWake { round, .. } => (round, None, "server-wake"),
-            Ev::Dropout { round, slot } => (round, self.parts.get(slot as usize).map(|p| p.dev.0), "dropout"),
+            Ev::Dropout { round, dev, .. } => (round, Some(dev.0), "dropout"),
         };
         self.sink.event(&EventRow { time_ns: t.0, round, device, kind })
     }
@@ -503,7 +506,7 @@ impl Model for Engine<'_> {
                 }
                 Ok(())
             }
-            Ev::Step { round, slot } if current(round, self) => self.advance(slot as usize, ctx),
+            Ev::Step { round, slot, .. } if current(round, self) => self.advance(slot as usize, ctx),
             Ev::ServerWake { round, token } if current(round, self) => {
                 let mut done = std::mem::take(&mut self.done_buf);
                 done.clear();
@@ -519,7 +522,7 @@ impl Model for Engine<'_> {
                 self.done_buf = done;
                 Ok(())
             }
-            Ev::Dropout { round, slot } if current(round, self) => self.fail(slot as usize, Outcome::Dropped, ctx),
+            Ev::Dropout { round, slot, .. } if current(round, self) => self.fail(slot as usize, Outcome::Dropped, ctx),
             // Events of a closed round are stale.
             _ => Ok(()),
         }

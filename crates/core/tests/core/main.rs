@@ -6,6 +6,7 @@ mod allocation;
 mod closed_forms;
 mod config;
 mod determinism;
+mod events;
 mod quantization;
 mod workload;
 

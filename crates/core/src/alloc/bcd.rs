@@ -142,12 +142,22 @@ impl Allocator for Bcd {
         for &(i, j) in &x {
             d.assignments.push(p.price(i, j, bits[i], power[i]));
         }
-        // Candidates left out: infeasible if no RB works even at p_max and
-        // the smallest bits, otherwise no RB was worth giving them.
+        // Candidates left out, labelled as `exact` labels them: infeasible
+        // if no RB works even at p_max and the smallest bits; not worthwhile
+        // if no (RB, bits) pair has a positive value at its least feasible
+        // power (the closed form); otherwise no RB was left for them.
         let reason: Vec<Exclusion> = (0..n)
             .map(|i| {
-                let feasible = (0..k).any(|j| value(i, j, p.candidates[i].p_max_w, p.bits_min).is_some());
-                if feasible { Exclusion::NoResourceBlock } else { Exclusion::Infeasible }
+                let c = &p.candidates[i];
+                if !(0..k).any(|j| value(i, j, c.p_max_w, p.bits_min).is_some()) {
+                    return Exclusion::Infeasible;
+                }
+                let worthwhile = (0..k).any(|j| {
+                    levels
+                        .iter()
+                        .any(|&b| p.min_power_w(c, j, b).and_then(|pw| value(i, j, pw, b)).is_some_and(|v| v > 0.0))
+                });
+                if worthwhile { Exclusion::NoResourceBlock } else { Exclusion::NotWorthwhile }
             })
             .collect();
         d.finish(p, |i| reason[i])

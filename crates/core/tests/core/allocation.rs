@@ -239,3 +239,28 @@ fn virtual_vertex_matching_equals_rectangular_assignment() {
         assert!((total(&a) - total(&b)).abs() < 1e-9);
     }
 }
+
+/// With no weight on utility every feasible device costs more than it is
+/// worth: `bcd` says so as `exact` does, and keeps `infeasible` for the
+/// devices no RB can carry in time.
+#[test]
+fn bcd_and_exact_label_unworthy_candidates_alike() {
+    use sflam_core::alloc::Exclusion;
+    let mut p = random_problem(11, 12, 4);
+    p.weight_j = 0.0;
+    // Two candidates with no time left for any upload.
+    for c in &mut p.candidates[..2] {
+        c.uplink_time_s = -0.1;
+    }
+    let cfg = AllocatorConfig::default();
+    let mut rng = sflam_core::sim::rng::stream(1, "allocator", 0);
+    for name in ["exact", "bcd"] {
+        let d = allocator_from(name, &cfg).unwrap().decide(&p, &mut rng);
+        assert!(d.assignments.is_empty(), "{name}");
+        for (i, _, why) in &d.excluded {
+            let want = if *i < 2 { Exclusion::Infeasible } else { Exclusion::NotWorthwhile };
+            assert_eq!(*why, want, "{name}: candidate {i}");
+        }
+        assert_eq!(d.excluded.len(), 12, "{name}");
+    }
+}

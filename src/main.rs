@@ -133,6 +133,13 @@ fn real_main() -> Result<(), sflam::Error> {
             let mut s = load(scenario.as_deref(), &set)?;
             if let Some(o) = output {
                 s.run.output_dir = o.display().to_string();
+            } else if let Some(fresh) = scenario.as_deref().and_then(|p| rerun_folder(p, &s.output_dir())) {
+                eprintln!(
+                    "{} is inside the run folder it names; writing to {} instead (-o chooses)",
+                    scenario.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+                    fresh.display()
+                );
+                s.run.output_dir = fresh.display().to_string();
             }
             let opts = sflam::run::RunOptions {
                 dump_problems,
@@ -251,6 +258,18 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// A run replaces its output folder when it completes. When the scenario
+/// file lies inside that folder (`sflam run runs/x/scenario.resolved.toml`
+/// reproducing runs/x), the run would delete the run it reproduces: it
+/// goes to the first free `<folder>.rerun-N` instead.
+fn rerun_folder(scenario: &Path, out: &Path) -> Option<PathBuf> {
+    let (file, out) = (scenario.canonicalize().ok()?, out.canonicalize().ok()?);
+    if !file.starts_with(&out) {
+        return None;
+    }
+    (1..).map(|k| PathBuf::from(format!("{}.rerun-{k}", out.display()))).find(|p| !p.exists())
 }
 
 /// One line per round of `sflam train`, printed as the round ends.

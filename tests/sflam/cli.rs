@@ -112,3 +112,28 @@ fn dump_problems_and_allocate_offline() {
     let out = sflam().arg("allocate").arg(&file).args(["--allocator", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `sflam run runs/x/scenario.resolved.toml` reproduces runs/x into a new
+/// folder, byte for byte, and leaves runs/x as it was.
+#[test]
+fn rerunning_a_resolved_scenario_never_overwrites_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("x");
+    let out = sflam()
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=3", "-o"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = std::fs::read(first.join("device_rounds.parquet")).unwrap();
+    let summary = std::fs::read(first.join("summary.json")).unwrap();
+    for k in 1..=2 {
+        let out = sflam().arg("run").arg(first.join("scenario.resolved.toml")).arg("-q").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let again = dir.path().join(format!("x.rerun-{k}"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("x.rerun-{k}")));
+        assert_eq!(std::fs::read(again.join("device_rounds.parquet")).unwrap(), before, "rerun {k} reproduces");
+    }
+    assert_eq!(std::fs::read(first.join("device_rounds.parquet")).unwrap(), before);
+    assert_eq!(std::fs::read(first.join("summary.json")).unwrap(), summary, "the original run is untouched");
+}

@@ -119,14 +119,39 @@ pub fn point_scenario(
     Ok(s)
 }
 
-/// Runs this shard's points; returns the folders written (points already
-/// complete are skipped, so a sweep resumes).
+/// Whether the complete run in `s`'s output folder ran exactly `s`.
+fn ran_the_same(s: &Scenario) -> bool {
+    let path = s.output_dir().join("scenario.resolved.toml");
+    std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| load_scenario_str(&text, &path, &[]).ok())
+        .is_some_and(|old| old == *s)
+}
+
+/// Runs this shard's points; returns the folders written. Points already
+/// complete are skipped, so a sweep resumes, but only when they ran the
+/// same scenario; otherwise the sweep refuses before running anything.
 pub fn run_sweep(file: &Path, base: &[String], axes: &[Axis], out: &Path, o: &SweepOptions) -> Result<Vec<PathBuf>> {
     let text = crate::config::read_scenario_text(file)?;
     let mine: Vec<Point> = points(axes).into_iter().filter(|p| p.index % o.shard.1 == o.shard.0).collect();
     // Validate every point before running any.
     let scenarios: Vec<Scenario> =
         mine.iter().map(|p| point_scenario(&text, file, base, p, out, o.common_seed)).collect::<Result<_>>()?;
+    // A complete point is resumed only if it ran what this sweep would run.
+    let changed: Vec<String> = scenarios
+        .iter()
+        .filter(|s| s.output_dir().join("summary.json").exists() && !ran_the_same(s))
+        .map(|s| s.output_dir().display().to_string())
+        .collect();
+    if !changed.is_empty() {
+        return Err(Error::Input(format!(
+            "{} point(s) of this sweep were run with another scenario (their scenario.resolved.toml differs \
+             from what the sweep would run now), so they cannot be resumed: {}; remove them to re-run them, \
+             or write the sweep elsewhere with -o",
+            changed.len(),
+            changed.join(", ")
+        )));
+    }
     let bar =
         if o.progress { indicatif::ProgressBar::new(scenarios.len() as u64) } else { indicatif::ProgressBar::hidden() };
     let next = AtomicUsize::new(0);

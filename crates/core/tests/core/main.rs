@@ -8,6 +8,7 @@ mod config;
 mod determinism;
 mod events;
 mod quantization;
+mod sweep;
 mod workload;
 
 /// A path in the repository (tests run in `crates/core`).

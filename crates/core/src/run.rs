@@ -36,16 +36,22 @@ pub fn learner_of(s: &Scenario, factory: Option<LearnerFactory>) -> Result<Optio
     match (s.training.enabled, factory) {
         (false, _) => Ok(None),
         (true, Some(f)) => f(s).map(Some),
-        (true, None) => Err(Error::Input(
-            "training.enabled = true: this program has no learning half; run it with the `sflam` binary, \
-             or set training.enabled = false for a timing-only run"
-                .into(),
-        )),
+        (true, None) => Err(no_learning_half()),
     }
+}
+
+/// A scenario trains, but this program was given no learner.
+fn no_learning_half() -> Error {
+    Error::Input(
+        "training.enabled = true: this program has no learning half; run it with the `sflam` binary, \
+         or set training.enabled = false for a timing-only run"
+            .into(),
+    )
 }
 
 /// Runs the scenario into any sink; returns the summary. The caller owns
 /// the sink's output.
+///
 /// `learner` trains each round's finished participants (co-simulation);
 /// it must be given when the scenario trains (see [`learner_of`]).
 pub fn simulate(
@@ -57,7 +63,7 @@ pub fn simulate(
 ) -> Result<Summary> {
     let wall = std::time::Instant::now();
     if s.training.enabled && learner.is_none() {
-        learner_of(s, None)?;
+        return Err(no_learning_half());
     }
     let plan = s.training.framework.profile().plan(s.allocator.name);
     let allocator = build_plan(plan, &s.allocator);

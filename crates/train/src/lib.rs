@@ -355,17 +355,12 @@ impl CoLearner {
             rounds: s.run.rounds,
         })
     }
-
-    /// Samples and class counts of every device.
-    pub fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>) {
-        let t = &self.trainer;
-        (t.parts.iter().map(|p| p.len() as u64).collect(), t.parts.iter().map(|p| t.train.class_counts(p)).collect())
-    }
 }
 
 impl crate::engine::Learner for CoLearner {
     fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>) {
-        CoLearner::data(self)
+        let t = &self.trainer;
+        (t.parts.iter().map(|p| p.len() as u64).collect(), t.parts.iter().map(|p| t.train.class_counts(p)).collect())
     }
 
     fn round(&mut self, round: u32, finished: &[(crate::device::DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)> {

@@ -95,7 +95,7 @@ impl Trainer {
         let grad = plain.clone().autodiff();
         let device_template = DeviceModel::new(vit, &grad);
         let server_template = ServerModel::new(vit, &grad);
-        let threads = if settings.threads == 0 { sflam_core::config::all_cores() } else { settings.threads };
+        let threads = sflam_core::config::threads_or_all_cores(settings.threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()

@@ -7,6 +7,7 @@
 //! method, and `exact` bounds it from above.
 
 use super::assign::max_weight;
+use super::pairwise::{BitsRule, Levels, PowerRule};
 use super::{Allocator, Decision, Exclusion, Problem};
 use crate::net::rate_bps;
 use crate::sim::rng::Rng;
@@ -144,19 +145,15 @@ impl Allocator for Bcd {
         }
         // Candidates left out, labelled as `exact` labels them: infeasible
         // if no RB works even at p_max and the smallest bits; not worthwhile
-        // if no (RB, bits) pair has a positive value at its least feasible
-        // power (the closed form); otherwise no RB was left for them.
+        // if no RB has a positive best value at the closed-form power
+        // (`exact`'s own per-pair optimum); otherwise no RB was left.
         let reason: Vec<Exclusion> = (0..n)
             .map(|i| {
-                let c = &p.candidates[i];
-                if !(0..k).any(|j| value(i, j, c.p_max_w, p.bits_min).is_some()) {
+                if !(0..k).any(|j| value(i, j, p.candidates[i].p_max_w, p.bits_min).is_some()) {
                     return Exclusion::Infeasible;
                 }
-                let worthwhile = (0..k).any(|j| {
-                    levels
-                        .iter()
-                        .any(|&b| p.min_power_w(c, j, b).and_then(|pw| value(i, j, pw, b)).is_some_and(|v| v > 0.0))
-                });
+                let pairs = Levels::new(p, i, BitsRule::Search, PowerRule::MinFeasible);
+                let worthwhile = (0..k).any(|j| pairs.best(p, i, j).is_some_and(|(_, _, v)| v > 0.0));
                 if worthwhile { Exclusion::NoResourceBlock } else { Exclusion::NotWorthwhile }
             })
             .collect();

@@ -104,8 +104,14 @@ section! {
 impl RunConfig {
     /// The worker threads this run uses: `threads`, or all cores when 0.
     pub fn worker_threads(&self) -> usize {
-        if self.threads > 0 { self.threads } else { all_cores() }
+        threads_or_all_cores(self.threads)
     }
+}
+
+/// A thread count where 0 means all cores [1]: the one place that rule is
+/// written (`run.threads`, the trainer's pool).
+pub fn threads_or_all_cores(threads: usize) -> usize {
+    if threads > 0 { threads } else { all_cores() }
 }
 
 /// The cores this process may use [1] (at least 1): what "0 = all cores"

@@ -1,10 +1,10 @@
 //! The scenario as the engine uses it, resolved once at wiring time (as
 //! ripgrep's `HiArgs` resolves its low-level arguments): durations in
-//! nanoseconds, the framework's profile and plan, the workload's per-image
+//! nanoseconds, the framework's profile, the workload's per-image
 //! FLOPs on each side, the server's drawn throughput. Event handlers read
 //! only these.
 
-use crate::config::{Plan, Profile, RoundMode, Scenario};
+use crate::config::{Profile, RoundMode, Scenario};
 use crate::device::compute_time_s;
 use crate::error::{Error, Result};
 use crate::net::noise_w;
@@ -39,11 +39,8 @@ pub struct EngineParams {
     pub dropout_probability: f64,
     /// What the framework means for the network.
     pub profile: &'static Profile,
-    /// Who plans the rounds (the allocator that runs).
-    pub plan: Plan,
     /// Mini-batch [images].
     pub batch: f64,
-    pub work: Workload,
     /// Device forward FLOPs per image [FLOP]: the patch embedding for a
     /// split framework, the whole model otherwise.
     pub device_fwd_flops: f64,
@@ -106,7 +103,6 @@ impl EngineParams {
             events_trace: s.run.events_trace,
             dropout_probability: s.availability.dropout_probability,
             profile,
-            plan: profile.plan(s.allocator.name),
             batch,
             device_fwd_flops: fwd,
             device_bwd_flops: bwd,
@@ -124,7 +120,6 @@ impl EngineParams {
             weight_j: s.allocator.weight_j,
             bits_min: s.quantization.bits_min,
             bits_max: s.quantization.bits_max,
-            work,
         })
     }
 }

@@ -108,3 +108,38 @@ def test_fig5_relay_sums_and_parallel_takes_the_max(tmp_path):
     assert float(table["sl"]["com_time_s"]) == pytest.approx(4.0)
     assert float(table["sflam"]["com_time_s"]) == pytest.approx(3.0)
     assert float(table["sflam"]["total_energy_j"]) == pytest.approx(10.0)
+
+
+def test_server_queue_table_matches_plain_sums(tmp_path):
+    """analysis/server_queue.py on a sweep over allocator x deadline x
+    queue_aware: the finished share is Σ finished / Σ scheduled and the
+    objectives are per-round means."""
+    import server_queue
+
+    expect = {}
+    for aware in [True, False]:
+        for deadline in [6, 10]:
+            folder = tmp_path / "allocator.name=exact" / f"run.deadline_s={deadline}" / f"allocator.queue_aware={str(aware).lower()}"
+            folder.mkdir(parents=True)
+            sched, fin = [10, 8], ([10, 8] if aware else [3, 1])
+            planned, realized = [400.0, 300.0 + deadline], ([400.0, 300.0 + deadline] if aware else [50.0, -2.0])
+            pl.DataFrame(
+                {
+                    "round": [0, 1],
+                    "scheduled": sched,
+                    "finished": fin,
+                    "energy_j": [30.0, 20.0],
+                    "objective_j": planned,
+                    "realized_objective_j": realized,
+                },
+                schema_overrides={"round": pl.UInt32, "scheduled": pl.UInt32, "finished": pl.UInt32},
+            ).write_parquet(folder / "rounds.parquet")
+            expect[(deadline, aware)] = (sum(fin) / sum(sched), sum(planned) / 2, sum(realized) / 2, 50.0 / sum(fin))
+    t = server_queue.table(common.scan(tmp_path, "rounds"))
+    assert t.height == 4
+    for row in t.iter_rows(named=True):
+        share, planned, realized, per_finished = expect[(row["run.deadline_s"], row["allocator.queue_aware"])]
+        assert row["finished_share"] == pytest.approx(share)
+        assert row["planned_objective_j"] == pytest.approx(planned)
+        assert row["realized_objective_j"] == pytest.approx(realized)
+        assert row["energy_per_finished_j"] == pytest.approx(per_finished)

@@ -10,6 +10,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod net;
+pub mod phases;
 pub mod progress;
 pub mod quant;
 pub mod run;

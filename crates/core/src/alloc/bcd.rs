@@ -9,6 +9,7 @@
 use super::assign::max_weight;
 use super::pairwise::{BitsRule, Levels, PowerRule};
 use super::{Allocator, Decision, Exclusion, Problem};
+use crate::config::BcdStart;
 use crate::net::rate_bps;
 use crate::sim::rng::Rng;
 use std::f64::consts::LN_2;
@@ -17,6 +18,8 @@ pub struct Bcd {
     /// Stop when the objective changes by less than this [J].
     pub epsilon_j: f64,
     pub max_iterations: u32,
+    /// The starting power (`allocator.bcd_start`).
+    pub start: BcdStart,
 }
 
 /// (P1) The smallest power on gain `h` that carries `u_bits` within `tau_s`,
@@ -73,7 +76,8 @@ impl Allocator for Bcd {
             (t <= tau[i] && tau[i] > 0.0)
                 .then(|| p.weight_j * c.data_share * p.utility(b) - c.compute_energy_j - pw * t)
         };
-        // Initial point: p_max everywhere; bits by P2 on each device's best
+        // Initial point: the starting power (p_max, or the closed-form
+        // optimum for b_max on the device's best RB); bits by P2 on that
         // RB; the matching by P3.
         let best_bits = |i: usize, j: usize, pw: f64| -> Option<(u32, f64)> {
             levels.iter().filter_map(|&b| value(i, j, pw, b).map(|v| (b, v))).fold(None, |acc, (b, v)| match acc {
@@ -83,6 +87,15 @@ impl Allocator for Bcd {
         };
         for i in 0..n {
             let j = (0..k).max_by(|&a, &b| p.candidates[i].gains[a].total_cmp(&p.candidates[i].gains[b])).unwrap_or(0);
+            if self.start == BcdStart::ClosedForm
+                && let Some(mut pw) = p.min_power_w(&p.candidates[i], j, p.bits_max)
+            {
+                // Keep the feasible side by the last ulps, as P1 does.
+                while value(i, j, pw, p.bits_max).is_none() && pw < p.candidates[i].p_max_w {
+                    pw = (pw * (1.0 + 1e-14)).min(p.candidates[i].p_max_w);
+                }
+                power[i] = pw;
+            }
             if let Some((b, _)) = best_bits(i, j, power[i]) {
                 bits[i] = b;
             }

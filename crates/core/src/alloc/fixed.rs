@@ -19,4 +19,8 @@ impl Allocator for Fixed {
         }
         d.finish(p, |_| Exclusion::NoResourceBlock)
     }
+
+    fn uses_budgets(&self) -> bool {
+        false
+    }
 }

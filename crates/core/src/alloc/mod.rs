@@ -11,6 +11,8 @@ mod fixed;
 pub mod model;
 pub mod pairwise;
 mod random_rb;
+mod round;
+pub mod timeline;
 
 pub use assign::{max_weight, min_weight_perfect_with_virtual};
 pub use bcd::{Bcd, sca_power};
@@ -18,6 +20,7 @@ pub use exact::Enumerate;
 pub use fixed::Fixed;
 pub use model::{Candidate, Problem};
 pub use random_rb::RandomRb;
+pub use round::{FREE_PASSES, RoundPlanner};
 
 use crate::config::{AllocatorConfig, AllocatorKind, Plan};
 use crate::device::DeviceId;
@@ -63,6 +66,9 @@ pub enum Exclusion {
     NoResourceBlock,
     /// Feasible, but its utility is worth less than its energy.
     NotWorthwhile,
+    /// Feasible alone, but its place in the server's queue leaves its
+    /// uploads too little time (queue-aware planning).
+    ServerBusy,
 }
 
 /// What an allocator decided for one round.
@@ -77,6 +83,11 @@ pub struct Decision {
     pub efficiency_per_j: f64,
     /// Iterations the allocator ran (1 for one-shot allocators).
     pub iterations: u32,
+    /// Queue-aware planning: (candidate, upload budget τ_n [s]) of every
+    /// candidate whose budget the queue cut; the decision is the inner
+    /// allocator's for these budgets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets_s: Vec<(usize, f64)>,
 }
 
 impl Decision {
@@ -141,14 +152,26 @@ impl Decision {
 /// A per-round allocation policy.
 pub trait Allocator: Send {
     fn decide(&mut self, p: &Problem, rng: &mut Rng) -> Decision;
+
+    /// Whether its decisions follow the candidates' upload budgets τ_n
+    /// (queue-aware planning cuts them); `fixed` ignores them.
+    fn uses_budgets(&self) -> bool {
+        true
+    }
 }
 
-/// Builds an allocator: the registry, one arm per [`AllocatorKind`] (the
-/// compiler checks that every name has one).
+/// Builds an allocator wrapped in its [`RoundPlanner`]: the registry, one
+/// arm per [`AllocatorKind`] (the compiler checks that every name has one).
 pub fn build(kind: AllocatorKind, cfg: &AllocatorConfig) -> Box<dyn Allocator> {
+    Box::new(RoundPlanner { inner: build_bare(kind, cfg) })
+}
+
+fn build_bare(kind: AllocatorKind, cfg: &AllocatorConfig) -> Box<dyn Allocator> {
     match kind {
         AllocatorKind::Exact => Box::new(Enumerate::exact()),
-        AllocatorKind::Bcd => Box::new(Bcd { epsilon_j: cfg.epsilon_j, max_iterations: cfg.max_iterations }),
+        AllocatorKind::Bcd => {
+            Box::new(Bcd { epsilon_j: cfg.epsilon_j, max_iterations: cfg.max_iterations, start: cfg.bcd_start })
+        }
         AllocatorKind::Ep => Box::new(Enumerate::equal_power()),
         AllocatorKind::Rb => Box::new(RandomRb),
         AllocatorKind::Nq => Box::new(Enumerate::no_quantization()),
@@ -156,14 +179,16 @@ pub fn build(kind: AllocatorKind, cfg: &AllocatorConfig) -> Box<dyn Allocator> {
     }
 }
 
-/// Builds the allocator of a framework's [`Plan`].
+/// Builds the allocator of a framework's [`Plan`], wrapped in its
+/// [`RoundPlanner`].
 pub fn build_plan(plan: Plan, cfg: &AllocatorConfig) -> Box<dyn Allocator> {
-    match plan {
-        Plan::Configured(kind) => build(kind, cfg),
+    let inner: Box<dyn Allocator> = match plan {
+        Plan::Configured(kind) => build_bare(kind, cfg),
         Plan::FixedAt(bits) => Box::new(Fixed { bits }),
         Plan::EqualPowerFp32 => Box::new(Enumerate::equal_power_fp32()),
         Plan::NoQuantization => Box::new(Enumerate::no_quantization()),
-    }
+    };
+    Box::new(RoundPlanner { inner })
 }
 
 /// Names accepted by `allocator.name` and `--allocator`.

@@ -1,6 +1,7 @@
 //! The per-round allocation problem (SPEC section 6) and its closed forms.
 //! This is also the JSON format of `--dump-problems` and `sflam allocate`.
 
+use crate::config::ServerDisciplineKind;
 use crate::device::DeviceId;
 use crate::net::rate_bps;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,35 @@ pub struct Problem {
     pub bits_min: u32,
     pub bits_max: u32,
     pub candidates: Vec<Candidate>,
+    /// The round beyond the uplink: the server, the relay, the round mode.
+    /// Absent (problems written by hand, older dumps): the paper's model,
+    /// an ideal server and a hard deadline, times in closed form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_model: Option<RoundModel>,
+}
+
+/// What the planner knows of a round beyond the uplink, so it can predict
+/// each device's finish under the server's discipline
+/// (`alloc::timeline`) and plan around the queue (`alloc::RoundPlanner`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundModel {
+    /// The edge server's queueing discipline.
+    pub discipline: ServerDisciplineKind,
+    /// Server service per iteration at full speed [ns].
+    pub service_ns: u64,
+    /// Cut-layer gradient downlink per iteration [ns] (0: off).
+    pub downlink_ns: u64,
+    /// Activations go to the server every iteration (split frameworks).
+    pub split: bool,
+    /// Devices train one after another, in candidate order (`sl`).
+    pub relay: bool,
+    /// `sync` rounds: the deadline is only the planning target; every
+    /// candidate with a free RB is scheduled.
+    pub sync: bool,
+    /// Activations are quantized (else fp32).
+    pub quantized: bool,
+    /// Plan with the queue (`allocator.queue_aware`).
+    pub queue_aware: bool,
 }
 
 /// One candidate device.
@@ -47,6 +77,12 @@ pub struct Candidate {
     pub activation_elements: u64,
     /// Extra bits uploaded once per round (device model) [bit].
     pub extra_upload_bits: u64,
+    /// Device forward pass per iteration [ns] (with a round model).
+    #[serde(default)]
+    pub forward_ns: u64,
+    /// Device backward pass per iteration [ns] (with a round model).
+    #[serde(default)]
+    pub backward_ns: u64,
 }
 
 impl Problem {

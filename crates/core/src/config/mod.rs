@@ -287,7 +287,21 @@ section! {
         epsilon_j: f64 = 1e-6, X, Rule::AboveF(0.0);
         /// BCD iteration cap [1].
         max_iterations: u32 = 50, X, Rule::MinU(1);
+        /// BCD's starting power: `"p-max"` (every device at p_max, as the
+        /// paper's Algorithm 3 leaves it open) or `"closed-form"` (each
+        /// device's energy-minimal power for `bits_max` on its best RB).
+        bcd_start: BcdStart = BcdStart::PMax, X, Rule::Any;
+        /// Plan with the server's queue: under `fifo` and
+        /// `processor-sharing` each device's uploads get only the time its
+        /// place at the server leaves (`false`: the paper's queue-blind
+        /// plan, every device served at once at full speed).
+        queue_aware: bool = true, X, Rule::Any;
     }
+}
+
+choice! {
+    /// Where `bcd` starts its block coordinate descent.
+    BcdStart { PMax = "p-max", ClosedForm = "closed-form" }
 }
 
 choice! {

@@ -22,7 +22,7 @@ mod rows;
 pub use params::EngineParams;
 pub use participant::Phase;
 
-use crate::alloc::{Allocator, Decision, Problem};
+use crate::alloc::{Allocator, Decision, Problem, timeline};
 use crate::config::{RoundMode, Scenario};
 use crate::device::{Availability, DeviceId, Mobility, Population};
 use crate::error::{Error, Result};
@@ -31,7 +31,7 @@ use crate::server::{ServerDiscipline, discipline_from};
 use crate::sim::rng::{Rng, stream};
 use crate::sim::{Context, Kernel, Model};
 use crate::trace::{DeviceRow, EventRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
-use crate::units::SimTime;
+use crate::units::{SimDuration, SimTime};
 use channel::Channel;
 use params::ns;
 use participant::Participant;
@@ -256,10 +256,12 @@ impl<'s> Engine<'s> {
         let relay = self.p.profile.relay;
         for a in &decision.assignments {
             let c = &problem.candidates[a.candidate];
-            let mut dur = times[a.candidate].dur;
+            // The planner's prediction ran on these very durations.
+            let dur = timeline::durations(&problem, a).ok_or_else(|| Error::Numeric {
+                checkpoint: "uplink.time",
+                detail: format!("device {}: rate {} bit/s", c.device.0, a.rate_bps),
+            })?;
             let per_upload = if a.bits >= 32 { fp32_bits(act) } else { payload_bits(act, a.bits) };
-            dur.up = ns(if act == 0 { 0.0 } else { per_upload as f64 / a.rate_bps }, "uplink.time")?;
-            dur.model_up = ns(self.p.extra_upload_bits as f64 / a.rate_bps, "model_upload.time")?;
             let slot = self.parts.len() as u32;
             // A relay starts only its first device; each later one waits
             // for the one before it.
@@ -276,6 +278,7 @@ impl<'s> Engine<'s> {
                 rate_bps: a.rate_bps,
                 payload_bits: per_upload,
                 predicted_s: a.time_s,
+                utility: c.data_share * problem.utility(a.bits),
                 dur,
                 cmp_power_w: times[a.candidate].cmp_power_w,
                 phase: if waits { Phase::Waiting } else { Phase::Forward },
@@ -294,9 +297,10 @@ impl<'s> Engine<'s> {
             if !waits {
                 ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot, dev: c.device, phase: Phase::Forward });
             }
+            // A dropout strikes within the device's own planned round.
             let q = self.p.dropout_probability;
             if q > 0.0 && self.rng_dropout.random::<f64>() < q {
-                let at = self.rng_dropout.random::<f64>() * self.p.deadline_s;
+                let at = self.rng_dropout.random::<f64>() * a.time_s;
                 ctx.schedule(now + ns(at, "dropout.time")?, Ev::Dropout { round: self.round, slot, dev: c.device });
             }
         }
@@ -368,13 +372,27 @@ impl<'s> Engine<'s> {
             return Ok(());
         }
         let now = ctx.now();
-        self.parts[i].book(now);
+        self.cut(i, now);
+        if self.parts[i].phase == Phase::Server
+            && let Some(w) = self.server.cancel(now, i as u32)
+        {
+            // Its place at the server goes to the next job at once.
+            ctx.schedule(w.at, Ev::ServerWake { round: self.round, token: w.token });
+        }
         let was_active = self.parts[i].phase != Phase::Waiting;
         self.parts[i].outcome = Some((why, now));
         if was_active && self.p.profile.relay {
             self.pass_relay(ctx);
         }
         self.maybe_close_sync(ctx)
+    }
+
+    /// Books slot `i`'s current phase, cut at `now`: a server job is
+    /// charged the work its discipline did on it, the rest is waiting.
+    fn cut(&mut self, i: usize, now: SimTime) {
+        let served =
+            if self.parts[i].phase == Phase::Server { self.server.progress(now, i as u32) } else { SimDuration::ZERO };
+        self.parts[i].cut(now, served);
     }
 
     fn maybe_close_sync(&mut self, ctx: &mut Context<'_, Ev>) -> Result<()> {
@@ -388,7 +406,8 @@ impl<'s> Engine<'s> {
     fn end_round(&mut self, ctx: &mut Context<'_, Ev>) -> Result<()> {
         let now = ctx.now();
         // Deadline: a device whose last phase ends exactly now is on time.
-        for p in &mut self.parts {
+        for (slot, p) in self.parts.iter_mut().enumerate() {
+            let slot = slot as u32;
             if p.outcome.is_none() {
                 let last = p.next_phase(self.p.iterations) == Phase::Done;
                 let end = p.phase_end;
@@ -396,7 +415,9 @@ impl<'s> Engine<'s> {
                     p.book(end);
                     p.outcome = Some((Outcome::Finished, end));
                 } else {
-                    p.book(now);
+                    let served =
+                        if p.phase == Phase::Server { self.server.progress(now, slot) } else { SimDuration::ZERO };
+                    p.cut(now, served);
                     p.outcome = Some((Outcome::Straggler, now));
                 }
             }
@@ -430,6 +451,7 @@ impl<'s> Engine<'s> {
             None => (None, None),
         };
         let n = self.parts.len();
+        let energy_j = sums.energy_cmp_j + sums.energy_com_j;
         let row = RoundRow {
             round: r,
             start_s: self.round_start.as_secs_f64(),
@@ -440,12 +462,14 @@ impl<'s> Engine<'s> {
             finished: sums.finished,
             stragglers: sums.stragglers,
             failed: sums.failed,
-            energy_j: sums.energy_cmp_j + sums.energy_com_j,
+            energy_j,
             energy_cmp_j: sums.energy_cmp_j,
             energy_com_j: sums.energy_com_j,
             mean_bits: (n > 0).then(|| sums.bits / n as f64),
             objective_j: self.decision.objective_j,
             efficiency_per_j: self.decision.efficiency_per_j,
+            realized_objective_j: self.p.weight_j * sums.utility - energy_j,
+            realized_efficiency_per_j: if energy_j > 0.0 { sums.utility / energy_j } else { 0.0 },
             alloc_iterations: self.decision.iterations,
             alloc_wall_s: self.alloc_wall_s,
             loss,

@@ -4,6 +4,7 @@
 //! FLOPs on each side, the server's drawn throughput. Event handlers read
 //! only these.
 
+use crate::alloc::model::RoundModel;
 use crate::config::{Profile, RoundMode, Scenario};
 use crate::device::compute_time_s;
 use crate::error::{Error, Result};
@@ -67,6 +68,8 @@ pub struct EngineParams {
     /// Bit range of the allocator [bit].
     pub bits_min: u32,
     pub bits_max: u32,
+    /// What the planner is told of the round beyond the uplink.
+    pub round_model: RoundModel,
 }
 
 impl EngineParams {
@@ -92,6 +95,19 @@ impl EngineParams {
         };
         let net = &s.network;
         let down_s = if net.downlink { fp32_bits(act) as f64 / net.downlink_rate_bps } else { 0.0 };
+        let server_service =
+            ns(compute_time_s(batch * work.server_train_flops, server_flops_per_s), "server.service_time")?;
+        let downlink = ns(down_s, "downlink.time")?;
+        let round_model = RoundModel {
+            discipline: s.server.discipline,
+            service_ns: if profile.split { server_service.0 } else { 0 },
+            downlink_ns: if profile.split { downlink.0 } else { 0 },
+            split: profile.split,
+            relay: profile.relay,
+            sync: s.run.mode == RoundMode::Sync,
+            quantized: profile.quantized,
+            queue_aware: s.allocator.queue_aware,
+        };
         Ok(EngineParams {
             seed: s.run.seed,
             rounds: s.run.rounds,
@@ -106,11 +122,8 @@ impl EngineParams {
             batch,
             device_fwd_flops: fwd,
             device_bwd_flops: bwd,
-            server_service: ns(
-                compute_time_s(batch * work.server_train_flops, server_flops_per_s),
-                "server.service_time",
-            )?,
-            downlink: ns(down_s, "downlink.time")?,
+            server_service,
+            downlink,
             activation_elements: act,
             extra_upload_bits: profile.extra_upload_bits(work.device_params, work.server_params, net.model_upload),
             kappa: s.devices.kappa,
@@ -120,6 +133,7 @@ impl EngineParams {
             weight_j: s.allocator.weight_j,
             bits_min: s.quantization.bits_min,
             bits_max: s.quantization.bits_max,
+            round_model,
         })
     }
 }

@@ -2,63 +2,9 @@
 //! and the time and energy booked to it as each phase ends or is cut.
 
 use crate::device::DeviceId;
+pub use crate::phases::{Durations, Phase};
 use crate::trace::Outcome;
 use crate::units::{SimDuration, SimTime};
-
-/// Phases of one participant's round.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Relay frameworks (`sl`): waiting for the relay to reach this device.
-    Waiting,
-    Forward,
-    Uplink,
-    Server,
-    Downlink,
-    Backward,
-    ModelUpload,
-    Done,
-}
-
-impl Phase {
-    /// The name in traces (`cut_phase`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Waiting => "waiting",
-            Phase::Forward => "forward",
-            Phase::Uplink => "uplink",
-            Phase::Server => "server",
-            Phase::Downlink => "downlink",
-            Phase::Backward => "backward",
-            Phase::ModelUpload => "model-upload",
-            Phase::Done => "done",
-        }
-    }
-
-    /// The event kind logged when this phase completes.
-    pub fn done_event(self) -> &'static str {
-        match self {
-            Phase::Forward => "forward-done",
-            Phase::Uplink => "uplink-done",
-            Phase::Downlink => "downlink-done",
-            Phase::Backward => "backward-done",
-            Phase::ModelUpload => "model-upload-done",
-            _ => "step",
-        }
-    }
-}
-
-/// Lengths of one participant's phases, per iteration (the model upload
-/// once per round).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Durations {
-    pub fwd: SimDuration,
-    pub bwd: SimDuration,
-    pub up: SimDuration,
-    /// Server service at full speed (the discipline may stretch it).
-    pub srv: SimDuration,
-    pub down: SimDuration,
-    pub model_up: SimDuration,
-}
 
 /// One scheduled device in the current round.
 #[derive(Clone, Debug)]
@@ -79,6 +25,8 @@ pub struct Participant {
     pub payload_bits: u64,
     /// The allocator's predicted round time [s].
     pub predicted_s: f64,
+    /// ρ_n U(b_n): what finishing adds to the round's utility [1].
+    pub utility: f64,
     pub dur: Durations,
     /// Computation power [W].
     pub cmp_power_w: f64,
@@ -101,35 +49,29 @@ pub struct Participant {
 impl Participant {
     /// The phase after the current one; `Done` after the last.
     pub fn next_phase(&self, iterations: u32) -> Phase {
-        match self.phase {
-            Phase::Waiting => Phase::Forward,
-            // Whole-model frameworks never leave the device mid-iteration.
-            Phase::Forward if !self.split => Phase::Backward,
-            Phase::Forward => Phase::Uplink,
-            Phase::Uplink => Phase::Server,
-            Phase::Server if self.dur.down > SimDuration::ZERO => Phase::Downlink,
-            Phase::Server | Phase::Downlink => Phase::Backward,
-            Phase::Backward if self.iter + 1 < iterations => Phase::Forward,
-            Phase::Backward if self.dur.model_up > SimDuration::ZERO => Phase::ModelUpload,
-            Phase::Backward | Phase::ModelUpload | Phase::Done => Phase::Done,
-        }
+        self.dur.next_phase(self.phase, self.iter, iterations, self.split)
     }
 
-    /// The nominal length of phase `ph`; zero for the server (its
-    /// discipline decides) and the waiting and done states.
+    /// The nominal length of phase `ph` (see [`Durations::length_of`]).
     pub fn length_of(&self, ph: Phase) -> SimDuration {
-        match ph {
-            Phase::Forward => self.dur.fwd,
-            Phase::Uplink => self.dur.up,
-            Phase::Downlink => self.dur.down,
-            Phase::Backward => self.dur.bwd,
-            Phase::ModelUpload => self.dur.model_up,
-            Phase::Server | Phase::Done | Phase::Waiting => SimDuration::ZERO,
+        self.dur.length_of(ph)
+    }
+
+    /// Books the current phase, cut unfinished at `now`; a server job is
+    /// charged `served`, the work its discipline did on it [ns at full
+    /// speed] (zero while it was still queued), the rest is waiting.
+    pub fn cut(&mut self, now: SimTime, served: SimDuration) {
+        if self.phase == Phase::Server {
+            let dt = now.saturating_sub(self.phase_start);
+            let srv = served.min(self.dur.srv).min(dt);
+            self.t_srv += srv;
+            self.t_wait += SimDuration(dt.0 - srv.0);
+        } else {
+            self.book(now);
         }
     }
 
-    /// Books the time and energy of the current phase, which ends (or is
-    /// cut) at `now`.
+    /// Books the time and energy of the current phase, which ends at `now`.
     pub fn book(&mut self, now: SimTime) {
         let dt = now.saturating_sub(self.phase_start);
         match self.phase {
@@ -143,8 +85,7 @@ impl Participant {
             }
             Phase::Downlink => self.t_down += dt,
             Phase::Server => {
-                // Cut while queued or in service: all of it counts as
-                // waiting beyond the nominal service.
+                // Completed: the nominal service, the rest was queueing.
                 let srv = dt.min(self.dur.srv);
                 self.t_srv += srv;
                 self.t_wait += SimDuration(dt.0 - srv.0);

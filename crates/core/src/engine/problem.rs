@@ -62,6 +62,7 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
         bits_min: p.bits_min,
         bits_max: p.bits_max,
         candidates: Vec::with_capacity(cands.len()),
+        round_model: Some(p.round_model.clone()),
     };
     let mut times = Vec::with_capacity(cands.len());
     let now_s = now.as_secs_f64();
@@ -84,6 +85,8 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
             compute_energy_j: it * t.cmp_power_w * (t.dur.fwd + t.dur.bwd).as_secs_f64(),
             activation_elements: p.activation_elements,
             extra_upload_bits: p.extra_upload_bits,
+            forward_ns: t.dur.fwd.0,
+            backward_ns: t.dur.bwd.0,
         });
         times.push(t);
     }

@@ -44,12 +44,17 @@ pub struct RoundSums {
     pub energy_com_j: f64,
     /// Σ bits [bit].
     pub bits: f64,
+    /// Σ ρ_n U(b_n) over the devices that finished [1].
+    pub utility: f64,
 }
 
 impl RoundSums {
     pub fn add(&mut self, p: &Participant, outcome: Outcome) {
         match outcome {
-            Outcome::Finished => self.finished += 1,
+            Outcome::Finished => {
+                self.finished += 1;
+                self.utility += p.utility;
+            }
             Outcome::Straggler => self.stragglers += 1,
             Outcome::Dropped | Outcome::Offline => self.failed += 1,
         }

@@ -32,13 +32,19 @@ pub trait ServerDiscipline: Send {
     /// A wake-up fires: push the jobs that completed into `done`; maybe
     /// request the next wake-up.
     fn wake(&mut self, now: SimTime, token: u64, done: &mut Vec<JobId>) -> Option<Wake>;
+    /// Job `job` leaves before it completes (its device failed at `now`):
+    /// it no longer holds the server; maybe request the next wake-up.
+    fn cancel(&mut self, now: SimTime, job: JobId) -> Option<Wake>;
+    /// Work done on job `job` by `now` [ns at full speed]: zero while it
+    /// waits in a queue. Asked when a round is cut with the job unfinished.
+    fn progress(&mut self, now: SimTime, job: JobId) -> SimDuration;
     /// Drops every job (round end).
     fn clear(&mut self);
 }
 
 pub fn discipline_from(kind: ServerDisciplineKind) -> Box<dyn ServerDiscipline> {
     match kind {
-        ServerDisciplineKind::Ideal => Box::new(Ideal),
+        ServerDisciplineKind::Ideal => Box::new(Ideal::default()),
         ServerDisciplineKind::Fifo => Box::new(Fifo::default()),
         ServerDisciplineKind::ProcessorSharing => Box::new(ProcessorSharing::default()),
     }

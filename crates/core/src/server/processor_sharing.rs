@@ -6,8 +6,8 @@ use crate::units::{SimDuration, SimTime};
 /// re-planned at every arrival and completion.
 #[derive(Default)]
 pub struct ProcessorSharing {
-    /// (job, remaining work [ns at full speed])
-    jobs: Vec<(JobId, u64)>,
+    /// (job, remaining work, whole work) [ns at full speed]
+    jobs: Vec<(JobId, u64, u64)>,
     last: SimTime,
     /// Fractional progress carried between updates [ns × jobs].
     carry: u64,
@@ -21,7 +21,7 @@ impl ProcessorSharing {
         let total = now.saturating_sub(self.last).0 + self.carry;
         if let Some(each) = total.checked_div(n) {
             self.carry = total % n;
-            for (_, rem) in &mut self.jobs {
+            for (_, rem, _) in &mut self.jobs {
                 *rem = rem.saturating_sub(each);
             }
         } else {
@@ -43,7 +43,7 @@ impl ProcessorSharing {
 impl ServerDiscipline for ProcessorSharing {
     fn arrive(&mut self, now: SimTime, job: JobId, service: SimDuration) -> Option<Wake> {
         self.advance(now);
-        self.jobs.push((job, service.0));
+        self.jobs.push((job, service.0, service.0));
         self.plan(now)
     }
 
@@ -54,7 +54,7 @@ impl ServerDiscipline for ProcessorSharing {
         self.advance(now);
         // Jobs within the rounding slack of zero are done; keep arrival order.
         let n = self.jobs.len() as u64;
-        self.jobs.retain(|&(j, rem)| {
+        self.jobs.retain(|&(j, rem, _)| {
             if rem <= n.saturating_sub(1) {
                 done.push(j);
                 false
@@ -63,6 +63,25 @@ impl ServerDiscipline for ProcessorSharing {
             }
         });
         self.plan(now)
+    }
+
+    fn cancel(&mut self, now: SimTime, job: JobId) -> Option<Wake> {
+        self.advance(now);
+        let before = self.jobs.len();
+        self.jobs.retain(|j| j.0 != job);
+        if self.jobs.len() == before {
+            return None;
+        }
+        // Its share goes to the others from now on.
+        self.carry = 0;
+        self.plan(now)
+    }
+
+    fn progress(&mut self, now: SimTime, job: JobId) -> SimDuration {
+        // Advancing to `now` does not move the planned wake-up (the carry
+        // keeps the remainder), so it is safe to do here.
+        self.advance(now);
+        self.jobs.iter().find(|j| j.0 == job).map_or(SimDuration::ZERO, |j| SimDuration(j.2 - j.1))
     }
 
     fn clear(&mut self) {
@@ -104,5 +123,21 @@ mod tests {
         done.clear();
         ps.wake(w2.at, w2.token, &mut done);
         assert_eq!(done, vec![1]);
+    }
+
+    /// A and B (100 each) share from 0; at 60 each has done 30. Cancelling
+    /// B gives A the whole server: its 70 left end at 130.
+    #[test]
+    fn cancel_gives_the_share_back() {
+        let mut ps = ProcessorSharing::default();
+        ps.arrive(SimTime(0), 0, SimDuration(100));
+        let w = ps.arrive(SimTime(0), 1, SimDuration(100)).unwrap();
+        assert_eq!(ps.progress(SimTime(60), 1), SimDuration(30));
+        let w2 = ps.cancel(SimTime(60), 1).unwrap();
+        assert_eq!(w2.at, SimTime(130));
+        let mut done = vec![];
+        assert!(ps.wake(w.at, w.token, &mut done).is_none() && done.is_empty(), "superseded wake-up");
+        ps.wake(w2.at, w2.token, &mut done);
+        assert_eq!(done, vec![0]);
     }
 }

@@ -35,10 +35,18 @@ crate::row! {
         pub energy_com_j: f64,
         /// Mean bits of the scheduled devices [bit]; None when nobody was scheduled.
         pub mean_bits: Option<f64>,
-        /// Allocator objective [J].
+        /// Planned objective Σ (w ρ_n U(b_n) − E_n) over the scheduled
+        /// devices, as the allocator predicted it [J].
         pub objective_j: f64,
-        /// Allocator efficiency, eq. 21 [1/J].
+        /// Planned efficiency, eq. 21 [1/J].
         pub efficiency_per_j: f64,
+        /// Realized objective: w Σ ρ_n U(b_n) over the devices that
+        /// finished, less all energy spent (stragglers' and failed
+        /// devices' included) [J].
+        pub realized_objective_j: f64,
+        /// Realized efficiency: Σ ρ_n U(b_n) of the finished devices over
+        /// all energy spent [1/J]; 0 when nothing was spent.
+        pub realized_efficiency_per_j: f64,
         pub alloc_iterations: u32,
         /// Allocator wall time [s]: the one column that varies between runs.
         pub alloc_wall_s: f64,

@@ -48,6 +48,8 @@ fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
                 compute_energy_j: rng.random_range(0.1..0.5),
                 activation_elements: 100_000,
                 extra_upload_bits: 0,
+                forward_ns: 0,
+                backward_ns: 0,
             }
         })
         .collect();
@@ -62,6 +64,7 @@ fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
         bits_min: 4,
         bits_max: 6,
         candidates,
+        round_model: None,
     }
 }
 
@@ -84,7 +87,7 @@ fn brute_pair(p: &Problem, i: usize, j: usize, grid: usize) -> Option<f64> {
             let pw = c.p_max_w * g as f64 / grid as f64;
             let r = p.rb_bandwidth_hz * (1.0 + pw * c.gains[j] / p.noise_w).log2();
             let t = u / r;
-            if c.fixed_time_s + t <= p.deadline_s - 2e-9 {
+            if t <= c.uplink_time_s - 2e-9 {
                 let v = p.weight_j * c.data_share * (1.0 - 0.5f64.powi((b - p.bits_min + 1) as i32))
                     - c.compute_energy_j
                     - pw * t;

@@ -8,6 +8,7 @@ mod config;
 mod determinism;
 mod events;
 mod quantization;
+mod queueing;
 mod sweep;
 mod workload;
 

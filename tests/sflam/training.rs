@@ -376,7 +376,7 @@ fn timm_safetensors_load_by_name_with_pytorch_layouts() {
     write_timm(&t, &source, &file, 1000);
     let mut m = t.template(&t.initial_params());
     let rep = sflam::train::import::load_timm(&mut m, &file).unwrap();
-    assert!(rep.missing.iter().any(|k| k == "head.weight"), "{rep:?}");
+    assert!(rep.skipped.iter().any(|(k, why)| k == "head.weight" && why.contains("class count")), "{rep:?}");
     assert_eq!(to_flat(&m.device_side), source.device);
 }
 
@@ -440,4 +440,148 @@ fn lr_schedule_and_warmup_follow_their_closed_forms() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("training.warmup_iterations") && err.contains("10 steps"), "{err}");
+}
+
+/// The checked-in timm reference (`tests/reference/timm_vit.py`): its
+/// config, input batch and logits.
+fn timm_reference() -> (sflam::workload::VitConfig, Vec<usize>, Vec<f32>, Vec<f64>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("timm_vit.json")).unwrap()).unwrap();
+    let c = &j["config"];
+    let u = |k: &str| c[k].as_u64().unwrap() as usize;
+    let cfg = sflam::workload::VitConfig {
+        name: "timm-reference",
+        image: u("image"),
+        channels: u("channels"),
+        patch: u("patch"),
+        dim: u("dim"),
+        depth: u("depth"),
+        heads: u("heads"),
+        mlp_dim: u("mlp_dim"),
+        classes: u("classes"),
+    };
+    let shape = j["input_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let input = j["input"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let logits = j["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    (cfg, shape, input, logits)
+}
+
+fn reference_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(name)
+}
+
+/// sflam's model with a timm checkpoint loaded gives timm's logits (1e-4),
+/// from the plain file and from one saved under a `module.` wrapper.
+#[test]
+fn timm_reference_logits() {
+    use burn::tensor::{Tensor, TensorData};
+    let (cfg, shape, input, want) = timm_reference();
+    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex).unwrap();
+    for (file, prefix) in [("timm_vit.safetensors", None), ("timm_vit_wrapped.safetensors", Some("module."))] {
+        let mut m = sflam::train::model::SplitVit::new(&cfg, &device);
+        let rep = sflam::train::import::load_timm(&mut m, &reference_file(file)).unwrap();
+        assert_eq!(rep.prefix.as_deref(), prefix, "{rep:?}");
+        assert!(rep.skipped.is_empty() && rep.missing.is_empty() && rep.unused.is_empty(), "{rep:?}");
+        // 2 (patch embed) + 2 + 2 (tokens) + 12 per block + 2 (norm) + 2 (head).
+        assert_eq!(rep.applied, 8 + 12 * cfg.depth, "{rep:?}");
+        let x =
+            Tensor::<4>::from_data(TensorData::new(input.clone(), [shape[0], shape[1], shape[2], shape[3]]), &device);
+        let got: Vec<f32> = m.forward(x).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((*g as f64 - w).abs() <= 1e-4, "{file}: logit {i}: sflam {g}, timm {w}");
+        }
+    }
+}
+
+/// A safetensors file's tensors as (name, shape, little-endian bytes).
+type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+/// A checkpoint of another structure is refused naming the first offending
+/// key; a head of another class count is skipped and reported; a file with
+/// none of the model's tensors is an error.
+#[test]
+fn timm_import_is_strict() {
+    let (cfg, _, _, _) = timm_reference();
+    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex).unwrap();
+    let bytes = std::fs::read(reference_file("timm_vit.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Rewrites the reference with `edit` applied to its (name, shape, bytes).
+    let write = |name: &str, edit: &dyn Fn(&mut Tensors)| {
+        let mut t: Tensors =
+            st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec())).collect();
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        edit(&mut t);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = t
+            .iter()
+            .map(|(n, d, b)| {
+                (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b).unwrap())
+            })
+            .collect();
+        let path = dir.path().join(format!("{name}.safetensors"));
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        path
+    };
+    let f32s = |n: usize| vec![0u8; 4 * n];
+    let load = |path: &Path| {
+        let mut m = sflam::train::model::SplitVit::new(&cfg, &device);
+        sflam::train::import::load_timm(&mut m, path)
+    };
+    let refused = |name: &str, edit: &dyn Fn(&mut Tensors), key: &str, why: &str| {
+        let err = load(&write(name, edit)).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(why), "{name}: {err}");
+    };
+    refused(
+        "layerscale",
+        &|t| t.push(("blocks.0.ls1.gamma".into(), vec![32], f32s(32))),
+        "blocks.0.ls1.gamma",
+        "LayerScale",
+    );
+    refused("qknorm", &|t| t.push(("blocks.1.attn.q_norm.weight".into(), vec![8], f32s(8))), "q_norm", "qk-norm");
+    refused("registers", &|t| t.push(("reg_token".into(), vec![1, 4, 32], f32s(128))), "reg_token", "register tokens");
+    refused(
+        "deeper",
+        &|t| {
+            let extra: Vec<_> = t
+                .iter()
+                .filter(|x| x.0.starts_with("blocks.1."))
+                .map(|x| (x.0.replace("blocks.1.", "blocks.2."), x.1.clone(), x.2.clone()))
+                .collect();
+            t.extend(extra);
+        },
+        "blocks.2.",
+        "deeper",
+    );
+    refused("shallower", &|t| t.retain(|x| !x.0.starts_with("blocks.1.")), "blocks.1.", "shallower");
+    refused(
+        "wider",
+        &|t| {
+            for x in t.iter_mut().filter(|x| x.0 == "cls_token") {
+                x.1 = vec![1, 1, 48];
+                x.2 = f32s(48);
+            }
+        },
+        "cls_token",
+        "shape",
+    );
+    // An ImageNet head: skipped and said so, the rest applied.
+    let path = write("head1000", &|t| {
+        for x in t.iter_mut().filter(|x| x.0.starts_with("head.")) {
+            x.1[0] = 1000;
+            x.2 = f32s(x.1.iter().product());
+        }
+    });
+    let rep = load(&path).unwrap();
+    assert_eq!(rep.skipped.len(), 2, "{rep:?}");
+    assert!(rep.skipped[0].1.contains("class count"), "{rep:?}");
+    assert_eq!(rep.applied, 6 + 12 * cfg.depth);
+    // Unrelated tensors only: nothing applied is an error.
+    let path = write("foreign", &|t| {
+        t.clear();
+        t.push(("encoder.layer.0.weight".into(), vec![4], f32s(4)));
+    });
+    let err = load(&path).unwrap_err().to_string();
+    assert!(err.contains("no tensor"), "{err}");
 }

@@ -68,6 +68,7 @@ pub fn simulate(
     let plan = s.training.framework.profile().plan(s.allocator.name);
     let allocator = build_plan(plan, &s.allocator);
     let mut kernel: Kernel<Ev> = Kernel::new();
+    let training_init = learner.as_ref().and_then(|l| l.init_report());
     let (totals, time_p, energy_p) = {
         let mut engine = Engine::new(s, allocator, sink)?;
         engine.on_decision = on_decision.take();
@@ -98,6 +99,7 @@ pub fn simulate(
         git_commit: crate::git_commit(),
         timing_model: s.model.timing.clone(),
         trained_model: s.training.enabled.then(|| s.training.model.clone()),
+        training_init,
         framework: s.training.framework.as_str(),
         allocator: plan.name(),
         allocator_configured: s.allocator.name.as_str(),

@@ -120,19 +120,24 @@ pub fn trainer_of(s: &Scenario) -> Result<Trainer> {
     Trainer::new(vit, TrainSettings::of(s), train.truncated(t.train_samples), test, s.devices.count)
 }
 
-/// The initial state: `training.init` or the seeded random init.
-pub fn initial_state(s: &Scenario, t: &Trainer) -> Result<ModelState> {
+/// The initial state: `training.init` or the seeded random init; with a
+/// timm checkpoint, its import report too (printed to stderr here, and
+/// recorded by the caller).
+pub fn initial_state(s: &Scenario, t: &Trainer) -> Result<(ModelState, Option<import::ImportReport>)> {
     let init = &s.training.init;
+    let mut report = None;
     let global = if init.is_empty() {
         t.initial_params()
     } else if init.ends_with(".safetensors") {
         let mut m = t.template(&t.initial_params());
-        import::load_timm(&mut m, Path::new(init))?;
+        let r = import::load_timm(&mut m, Path::new(init))?;
+        eprintln!("{r}");
+        report = Some(r);
         Params { device: params::to_flat(&m.device_side), server: params::to_flat(&m.server_side) }
     } else {
         t.load(Path::new(init))?
     };
-    Ok(ModelState { global, local: Default::default() })
+    Ok((ModelState { global, local: Default::default() }, report))
 }
 
 sflam_core::row! {
@@ -178,6 +183,9 @@ struct Progress {
     /// The scenario, so a resume cannot silently change it.
     scenario: String,
     rows: Vec<TrainRoundRow>,
+    /// The import report of `training.init`, when it was a timm checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    import: Option<import::ImportReport>,
 }
 
 /// Options of `sflam train`.
@@ -261,11 +269,12 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
     let scenario = s.resolved_toml();
     let trainer = trainer_of(s)?;
     let fw = framework(s.training.framework);
-    let (mut state, mut rows) = if opts.resume {
+    let (mut state, mut rows, import) = if opts.resume {
         let (st, p) = load_checkpoint(&trainer, out, &scenario)?;
-        (st, p.rows)
+        (st, p.rows, p.import)
     } else {
-        (initial_state(s, &trainer)?, Vec::new())
+        let (st, import) = initial_state(s, &trainer)?;
+        (st, Vec::new(), import)
     };
     std::fs::write(out.join("scenario.toml"), &scenario).map_err(|e| Error::io(out, e))?;
     let mut devices = TableFile::<DataRow>::create(out)?;
@@ -324,7 +333,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
                 &trainer,
                 out,
                 &state,
-                &Progress { round: round + 1, scenario: scenario.clone(), rows: rows.clone() },
+                &Progress { round: round + 1, scenario: scenario.clone(), rows: rows.clone(), import: import.clone() },
             )?;
         }
     }
@@ -341,16 +350,18 @@ pub struct CoLearner {
     state: ModelState,
     eval_every: u32,
     rounds: u32,
+    import: Option<import::ImportReport>,
 }
 
 impl CoLearner {
     pub fn new(s: &Scenario) -> Result<CoLearner> {
         let trainer = trainer_of(s)?;
-        let state = initial_state(s, &trainer)?;
+        let (state, import) = initial_state(s, &trainer)?;
         Ok(CoLearner {
             fw: framework(s.training.framework),
             trainer,
             state,
+            import,
             eval_every: s.training.eval_every,
             rounds: s.run.rounds,
         })
@@ -373,5 +384,9 @@ impl crate::engine::Learner for CoLearner {
             None
         };
         Ok((stats.mean_loss(), acc))
+    }
+
+    fn init_report(&self) -> Option<serde_json::Value> {
+        self.import.as_ref().and_then(|r| serde_json::to_value(r).ok())
     }
 }

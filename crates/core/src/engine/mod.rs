@@ -54,6 +54,11 @@ pub trait Learner {
     /// simulation's data shares are the partition's.
     fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>);
     fn round(&mut self, round: u32, finished: &[(DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)>;
+    /// What the initial weights came from (the import report of a
+    /// checkpoint), for the run's summary; `None` for a random start.
+    fn init_report(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Kernel events. Small and `Copy`: payloads live in tables.

@@ -24,6 +24,10 @@ pub struct Summary {
     pub git_commit: Option<&'static str>,
     pub timing_model: String,
     pub trained_model: Option<String>,
+    /// The import report of `training.init` (tensors applied, skipped,
+    /// missing, unused), when the run trains from a checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_init: Option<serde_json::Value>,
     /// The learning framework whose network behaviour was simulated.
     pub framework: &'static str,
     /// The allocator that planned the rounds (the framework's plan:

@@ -226,6 +226,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 stop_after,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 on_round: (!quiet).then_some(print_round as fn(&sflam::train::TrainRoundRow)),
+                ..Default::default()
             };
             let r = sflam::train::train_to_dir(&s, &out, &opts)?;
             println!(

@@ -278,6 +278,54 @@ fn a_resumed_run_reaches_the_identical_result() {
     assert!(err.contains("another scenario"), "{err}");
 }
 
+/// A job killed between a checkpoint's files (after the model, before the
+/// progress file) resumes from the checkpoint before it and reaches the
+/// identical result. `ll` keeps a model per device, so it has the most
+/// files (`a_resumed_run_reaches_the_identical_result` covers `sflam`).
+#[test]
+fn a_job_killed_between_checkpoint_files_resumes_identically() {
+    for fw in ["ll"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = scenario(&format!("framework = \"{fw}\"\ncheckpoint_every = 1\n"));
+        s.run.rounds = 4;
+        let whole = sflam::train::train_to_dir(&s, &dir.path().join("whole"), &Default::default()).unwrap();
+        let part = dir.path().join("part");
+        let opts = |stop, resume, crash| sflam::train::TrainOptions {
+            stop_after: Some(stop),
+            resume,
+            crash_in_last_checkpoint: crash,
+            ..Default::default()
+        };
+        sflam::train::train_to_dir(&s, &part, &opts(2, false, false)).unwrap();
+        // Round 3 trains, writes its model files, and the job dies.
+        let err = sflam::train::train_to_dir(&s, &part, &opts(3, true, true)).err().unwrap().to_string();
+        assert!(err.contains("fault injected"), "{err}");
+        let ck = part.join("checkpoints");
+        assert!(ck.join("round-00003/global.bpk").exists(), "the killed checkpoint's model is on disk");
+        // A half-written file in the dead checkpoint changes nothing.
+        std::fs::write(ck.join("round-00003/global.bpk"), b"half").unwrap();
+        let resumed = sflam::train::train_to_dir(&s, &part, &opts(4, true, false)).unwrap();
+        let strip = |rows: &[sflam::train::TrainRoundRow]| -> Vec<_> {
+            rows.iter()
+                .cloned()
+                .map(|mut r| {
+                    r.wall_s = 0.0;
+                    r
+                })
+                .collect()
+        };
+        assert_eq!(strip(&whole.rows), strip(&resumed.rows), "{fw}");
+        assert_eq!(whole.state, resumed.state, "{fw}");
+        assert!(!ck.join("round-00003").exists() && ck.join("round-00004").exists(), "{fw}: old folders removed");
+        // A checkpoint from another build of sflam is refused, naming it.
+        let pj = ck.join("progress.json");
+        let text = std::fs::read_to_string(&pj).unwrap().replacen("(git ", "(git other-", 1);
+        std::fs::write(&pj, text).unwrap();
+        let err = sflam::train::train_to_dir(&s, &part, &opts(4, true, false)).err().unwrap().to_string();
+        assert!(err.contains("same one") && err.contains("other-"), "{err}");
+    }
+}
+
 /// A timm-named safetensors file from `p`, in PyTorch layouts.
 fn write_timm(t: &Trainer, p: &sflam::train::Params, path: &Path, classes: usize) {
     use burn::module::{Module, ModuleVisitor, Param};

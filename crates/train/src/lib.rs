@@ -183,6 +183,8 @@ struct Progress {
     /// The scenario, so a resume cannot silently change it.
     scenario: String,
     rows: Vec<TrainRoundRow>,
+    /// The checkpoint's folder under `checkpoints/` (`round-NNNNN`).
+    dir: String,
     /// The import report of `training.init`, when it was a timm checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     import: Option<import::ImportReport>,
@@ -200,6 +202,9 @@ pub struct TrainOptions {
     /// Called with each round's row as soon as the round is done (above
     /// the progress bar), so a long run shows its curve while it runs.
     pub on_round: Option<fn(&TrainRoundRow)>,
+    /// Fault injection for tests: the last checkpoint stops after its model
+    /// files, before `progress.json`, as a job killed there would.
+    pub crash_in_last_checkpoint: bool,
 }
 
 /// The result of a training run.
@@ -213,39 +218,84 @@ fn ckpt_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
 }
 
-fn save_checkpoint(t: &Trainer, out: &Path, state: &ModelState, p: &Progress) -> Result<()> {
-    let dir = ckpt_dir(out);
+/// A checkpoint is a folder `checkpoints/round-NNNNN/` with the model
+/// files, made whole before `checkpoints/progress.json` (written to a
+/// temporary file and renamed, which is atomic) names it; only then are
+/// older folders removed. A job killed at any instant leaves either the old
+/// progress naming the old, intact folder, or the new progress naming the
+/// new, complete one: never a model of round r+k beside progress of round
+/// r. `crash`: fault injection for tests (stop after the model files, as a
+/// kill there would).
+fn save_checkpoint(t: &Trainer, out: &Path, state: &ModelState, p: &Progress, crash: bool) -> Result<()> {
+    let root = ckpt_dir(out);
+    let dir = root.join(&p.dir);
+    if dir.exists() {
+        // Left by a job killed while writing it: never named by progress.
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     t.save(&state.global, &dir.join("global.bpk"))?;
     for (d, p) in &state.local {
         t.save(p, &dir.join(format!("local-{d}.bpk")))?;
     }
-    // The progress file is written last and atomically: it is what makes
-    // the model files above a checkpoint.
+    if crash {
+        return Err(Error::failure("checkpoint", "fault injected before progress.json"));
+    }
     let json = serde_json::to_string_pretty(p).map_err(|e| Error::failure("writing progress.json", e))?;
-    let tmp = dir.join("progress.json.partial");
+    let tmp = root.join("progress.json.partial");
     std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, dir.join("progress.json")).map_err(|e| Error::io(&dir, e))
+    std::fs::rename(&tmp, root.join("progress.json")).map_err(|e| Error::io(&root, e))?;
+    // Older checkpoints (and a crashed attempt's) are no longer named.
+    let entries = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("round-") && name != p.dir {
+            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+        }
+    }
+    Ok(())
+}
+
+/// The scenario's text without its `#` header (version, commit, seed note).
+fn scenario_body(text: &str) -> String {
+    text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n")
 }
 
 fn load_checkpoint(t: &Trainer, out: &Path, scenario: &str) -> Result<(ModelState, Progress)> {
-    let dir = ckpt_dir(out);
-    let pj = dir.join("progress.json");
+    let root = ckpt_dir(out);
+    let pj = root.join("progress.json");
     let text = std::fs::read_to_string(&pj).map_err(|e| Error::io(&pj, e))?;
     let p: Progress = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", pj.display())))?;
-    if p.scenario != scenario {
+    if scenario_body(&p.scenario) != scenario_body(scenario) {
         return Err(Error::Input(format!(
             "{}: the checkpoint was made with another scenario; resume with the same one",
             pj.display()
         )));
     }
+    if p.scenario != scenario {
+        let build =
+            |s: &str| s.lines().find(|l| l.starts_with("# sflam ")).unwrap_or("").trim_start_matches("# ").to_string();
+        return Err(Error::Input(format!(
+            "{}: the checkpoint was made by {}, this is {}; results are reproducible per build, so resume with the same one",
+            pj.display(),
+            build(&p.scenario),
+            build(scenario)
+        )));
+    }
+    let dir = root.join(&p.dir);
     let mut state = ModelState { global: t.load(&dir.join("global.bpk"))?, local: Default::default() };
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(d) = name.strip_prefix("local-").and_then(|r| r.strip_suffix(".bpk")).and_then(|d| d.parse().ok()) {
-            state.local.insert(d, t.load(&e.path())?);
-        }
+    let mut locals: Vec<(u32, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let d = name.strip_prefix("local-")?.strip_suffix(".bpk")?.parse().ok()?;
+            Some((d, e.path()))
+        })
+        .collect();
+    locals.sort();
+    for (d, path) in locals {
+        state.local.insert(d, t.load(&path)?);
     }
     Ok((state, p))
 }
@@ -329,12 +379,15 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
         rows.push(row);
         let every = s.training.checkpoint_every;
         if last || round + 1 == end || (every > 0 && (round + 1).is_multiple_of(every)) {
-            save_checkpoint(
-                &trainer,
-                out,
-                &state,
-                &Progress { round: round + 1, scenario: scenario.clone(), rows: rows.clone(), import: import.clone() },
-            )?;
+            let progress = Progress {
+                round: round + 1,
+                scenario: scenario.clone(),
+                rows: rows.clone(),
+                dir: format!("round-{:05}", round + 1),
+                import: import.clone(),
+            };
+            let crash = opts.crash_in_last_checkpoint && round + 1 == end;
+            save_checkpoint(&trainer, out, &state, &progress, crash)?;
         }
     }
     bar.finish_and_clear();

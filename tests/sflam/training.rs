@@ -284,7 +284,8 @@ fn a_resumed_run_reaches_the_identical_result() {
 /// files (`a_resumed_run_reaches_the_identical_result` covers `sflam`).
 #[test]
 fn a_job_killed_between_checkpoint_files_resumes_identically() {
-    for fw in ["ll"] {
+    {
+        let fw = "ll";
         let dir = tempfile::tempdir().unwrap();
         let mut s = scenario(&format!("framework = \"{fw}\"\ncheckpoint_every = 1\n"));
         s.run.rounds = 4;
@@ -632,4 +633,29 @@ fn timm_import_is_strict() {
     });
     let err = load(&path).unwrap_err().to_string();
     assert!(err.contains("no tensor"), "{err}");
+}
+
+/// `training.local_epochs`: a device's update runs local_epochs x
+/// ceil(samples / batch) mini-batches (each one activation message on the
+/// wire), the count the simulation charges (`config::local_iterations`).
+#[test]
+fn local_epochs_run_passes_over_each_devices_own_data() {
+    let s = scenario("local_epochs = 2\n");
+    let t = trainer(&s);
+    let one = trainer(&scenario(""));
+    let start = t.initial_params();
+    let mut seen = std::collections::BTreeSet::new();
+    for d in [0u32, 3, 5] {
+        let n = t.samples(d) as u64;
+        let want = 2 * n.div_ceil(s.training.batch as u64) as u32;
+        assert_eq!(t.iterations_of(d), want);
+        assert_eq!(sflam::config::local_iterations(2, n, s.training.batch, 1), want);
+        // Wire bytes: one fp32 message of batch x cut per iteration; the
+        // fixed-count trainer (run.iterations = 2) gives the per-message size.
+        let u = t.split_update(&start, d, 0, None).unwrap();
+        let u1 = one.split_update(&start, d, 0, None).unwrap();
+        assert_eq!(u.wire_bytes * 2, u1.wire_bytes * want as u64, "device {d}");
+        seen.insert(want);
+    }
+    assert!(seen.len() > 1, "devices should hold different amounts of data");
 }

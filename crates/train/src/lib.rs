@@ -66,8 +66,10 @@ pub struct TrainSettings {
     pub min_samples: usize,
     /// Mini-batch [images].
     pub batch: usize,
-    /// Local iterations per participant and round [1].
+    /// Local iterations per participant and round, when `local_epochs` is 0 [1].
     pub iterations: u32,
+    /// Passes over a device's own data per round; 0 = `iterations` [1].
+    pub local_epochs: u32,
     pub optimizer: OptimizerKind,
     /// Learning rate [1].
     pub lr: f64,
@@ -96,6 +98,7 @@ impl TrainSettings {
             min_samples: t.min_samples as usize,
             batch: t.batch,
             iterations: s.run.iterations,
+            local_epochs: t.local_epochs,
             optimizer: t.optimizer,
             lr: t.lr,
             momentum: t.momentum,
@@ -250,7 +253,7 @@ fn save_checkpoint(t: &Trainer, out: &Path, state: &ModelState, p: &Progress, cr
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("round-") && name != p.dir {
-            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+            std::fs::remove_dir_all(e.path()).map_err(|err| Error::io(e.path(), err))?;
         }
     }
     Ok(())

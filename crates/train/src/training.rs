@@ -123,14 +123,42 @@ impl Trainer {
         self.parts[device as usize].len()
     }
 
-    /// The mini-batches of `device` in `round`: its samples reshuffled
-    /// per round, cycled when it holds fewer than iterations x batch.
+    /// Local iterations of `device` in a round: `run.iterations`, or
+    /// `local_epochs` x ceil(samples / batch) (the simulation charges the
+    /// same count, `config::local_iterations`).
+    pub fn iterations_of(&self, device: u32) -> u32 {
+        let s = &self.settings;
+        crate::config::local_iterations(s.local_epochs, self.samples(device) as u64, s.batch, s.iterations)
+    }
+
+    /// The mini-batches of `device` in `round`. With a fixed iteration
+    /// count: its samples reshuffled per round, cycled when it holds fewer
+    /// than iterations x batch. With local epochs: each epoch a fresh
+    /// permutation of its samples cut into ceil(samples / batch) batches,
+    /// the last one filled up from the start of the same permutation, so
+    /// every batch holds `batch` images and every sample is seen every
+    /// epoch.
     fn batches(&self, device: u32, round: u32) -> Vec<Vec<u32>> {
-        let mut own = self.parts[device as usize].clone();
-        let mut rng = stream(self.settings.seed, "batches", ((round as u64) << 32) | device as u64);
-        own.shuffle(&mut rng);
+        let own = &self.parts[device as usize];
         let b = self.settings.batch;
-        (0..self.settings.iterations as usize).map(|i| (0..b).map(|j| own[(i * b + j) % own.len()]).collect()).collect()
+        let epochs = self.settings.local_epochs;
+        if epochs == 0 {
+            let mut own = own.clone();
+            let mut rng = stream(self.settings.seed, "batches", ((round as u64) << 32) | device as u64);
+            own.shuffle(&mut rng);
+            return (0..self.settings.iterations as usize)
+                .map(|i| (0..b).map(|j| own[(i * b + j) % own.len()]).collect())
+                .collect();
+        }
+        let per_epoch = own.len().div_ceil(b).max(1);
+        let mut out = Vec::with_capacity(epochs as usize * per_epoch);
+        for e in 0..epochs as u64 {
+            let mut perm = own.clone();
+            let key = ((round as u64) << 32) | device as u64;
+            perm.shuffle(&mut stream(self.settings.seed, "batches", key ^ (e << 56)));
+            out.extend((0..per_epoch).map(|i| (0..b).map(|j| perm[(i * b + j) % perm.len()]).collect()));
+        }
+        out
     }
 
     fn optimizer(&self) -> ModuleOptimizer {
@@ -146,9 +174,11 @@ impl Trainer {
         }
     }
 
-    /// The learning rate [1] of local iteration `it` of `round`.
-    fn lr(&self, round: u32, it: usize) -> f64 {
-        let per = self.settings.iterations as u64;
+    /// The learning rate [1] of local iteration `it` of `round` for a
+    /// device running `per` iterations a round (the schedule runs over each
+    /// device's own steps).
+    fn lr(&self, round: u32, it: usize, per: usize) -> f64 {
+        let per = per as u64;
         let step = round as u64 * per + it as u64;
         self.settings.lr_schedule.at(
             self.settings.lr,
@@ -176,7 +206,7 @@ impl Trainer {
         let (mut loss_sum, mut bytes) = (0.0, 0u64);
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
-            let lr = self.lr(round, it);
+            let lr = self.lr(round, it, batches.len());
             let (x, y) = self.train.batch(idx, &self.grad);
             let act = dm.forward(x);
             let sent =
@@ -216,7 +246,8 @@ impl Trainer {
         for (it, idx) in batches.iter().enumerate() {
             let (x, y) = self.train.batch(idx, &self.grad);
             let loss;
-            (m, loss) = whole_step(m, &mut opt, self.lr(round, it), &loss_fn, x, y, self.settings.micro_batches)?;
+            let lr = self.lr(round, it, batches.len());
+            (m, loss) = whole_step(m, &mut opt, lr, &loss_fn, x, y, self.settings.micro_batches)?;
             loss_sum += loss;
         }
         Ok(LocalUpdate {

@@ -83,12 +83,25 @@ pub struct Candidate {
     /// Device backward pass per iteration [ns] (with a round model).
     #[serde(default)]
     pub backward_ns: u64,
+    /// Its own iterations this round (`training.local_epochs`); 0 = the
+    /// problem's `iterations` [1].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub iterations: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Problem {
     /// U(b) = 1 − 2^−(b − b_min + 1); unquantized (b >= 32) counts as 1.
     pub fn utility(&self, bits: u32) -> f64 {
         if bits >= 32 { 1.0 } else { 1.0 - 0.5f64.powi((bits as i32 - self.bits_min as i32) + 1) }
+    }
+
+    /// The iterations candidate `c` runs this round [1].
+    pub fn iterations_of(&self, c: &Candidate) -> u32 {
+        if c.iterations > 0 { c.iterations } else { self.iterations }
     }
 
     /// Bits uploaded by candidate `c` in the round at `bits` [bit].
@@ -98,7 +111,7 @@ impl Problem {
         } else {
             crate::quant::payload_bits(c.activation_elements, bits)
         };
-        (self.iterations as u64 * per + c.extra_upload_bits) as f64
+        (self.iterations_of(c) as u64 * per + c.extra_upload_bits) as f64
     }
 
     /// The quantized bit levels, `bits_min..=bits_max`.
@@ -108,7 +121,7 @@ impl Problem {
 
     /// Time guard for integer-nanosecond rounding of each upload [s].
     pub fn guard_s(&self, c: &Candidate) -> f64 {
-        (self.iterations as f64 + if c.extra_upload_bits > 0 { 1.0 } else { 0.0 }) * 1e-9
+        (self.iterations_of(c) as f64 + if c.extra_upload_bits > 0 { 1.0 } else { 0.0 }) * 1e-9
     }
 
     /// The energy-minimal power that meets the deadline on RB `k` at

@@ -15,10 +15,13 @@
 //!   so in the simulation unless it fails. The budgets it settled on are in
 //!   [`Decision::budgets_s`]: the inner allocator's claim (for `exact`:
 //!   optimal over bits, power and RB matching) holds for those budgets.
-//! - **sync rounds** (no deadline): candidates the allocator left out as
-//!   infeasible or not worthwhile still get a free RB if one is left, at
-//!   p_max and their fastest bits (b_min, or fp32 when the framework does
-//!   not quantize), matched to the free RBs by the best rates.
+//! - **sync rounds** (no deadline): a candidate that cannot meet
+//!   `deadline_s` (the planning target) even at p_max gets the upload time
+//!   it needs there, so it competes for the RBs by value instead of being
+//!   infeasible; candidates the allocator still leaves out (not
+//!   worthwhile) get a free RB if one is left, at p_max and their fastest
+//!   bits (b_min, or fp32 when the framework does not quantize), matched to
+//!   the free RBs by the best rates.
 //!
 //! Without a round model (a problem written by hand), decisions pass
 //! through unchanged.
@@ -42,13 +45,19 @@ pub struct RoundPlanner {
 
 impl Allocator for RoundPlanner {
     fn decide(&mut self, p: &Problem, rng: &mut Rng) -> Decision {
-        let mut d = self.inner.decide(p, rng);
-        let Some(m) = p.round_model.as_ref() else { return d };
+        let Some(m) = p.round_model.as_ref() else { return self.inner.decide(p, rng) };
         let queues = m.discipline != ServerDisciplineKind::Ideal || m.relay;
+        let mut d;
         if m.sync {
-            fill_free_rbs(p, &mut d, m.quantized);
-        } else if m.queue_aware && queues && self.inner.uses_budgets() {
-            d = self.around_the_queue(p, d, rng);
+            let (q, extended) = sync_budgets(p);
+            d = self.inner.decide(&q, rng);
+            fill_free_rbs(&q, &mut d, m.quantized);
+            d.budgets_s = extended;
+        } else {
+            d = self.inner.decide(p, rng);
+            if m.queue_aware && queues && self.inner.uses_budgets() {
+                d = self.around_the_queue(p, d, rng);
+            }
         }
         if let Some(fin) = finish_times(p, &d.assignments) {
             for (a, f) in d.assignments.iter_mut().zip(fin) {
@@ -132,15 +141,37 @@ impl RoundPlanner {
     }
 }
 
-/// Sync rounds: the candidates left out for any reason but a missing RB
-/// take the free RBs, at p_max and their fastest bits.
+/// Sync rounds have no deadline, so none may be infeasible for missing it:
+/// a candidate whose upload budget is too short even at p_max on its best
+/// RB at the largest payload any plan sends (fp32) gets just that time
+/// instead, and competes for the RBs by value like the others. Returns the
+/// problem planned and the (candidate, budget [s]) pairs extended.
+fn sync_budgets(p: &Problem) -> (Problem, Vec<(usize, f64)>) {
+    let bits = 32;
+    let mut q = p.clone();
+    let mut extended = Vec::new();
+    for (i, c) in q.candidates.iter_mut().enumerate() {
+        let best = c.gains.iter().copied().fold(0.0, f64::max);
+        let rate = crate::net::rate_bps(p.rb_bandwidth_hz, c.p_max_w, best, p.noise_w);
+        // Twice the rounding guard and a relative hair: p_max then fits.
+        let need = (p.round_upload_bits(c, bits) / rate) * (1.0 + 1e-9) + 2.0 * p.guard_s(c);
+        if c.uplink_time_s < need {
+            c.uplink_time_s = need;
+            extended.push((i, need));
+        }
+    }
+    (q, extended)
+}
+
+/// Sync rounds: every candidate left out takes a free RB while any is
+/// left, at p_max and its fastest bits; those still left out had no RB.
 fn fill_free_rbs(p: &Problem, d: &mut Decision, quantized: bool) {
     let mut used = vec![false; p.rb_count];
     for a in &d.assignments {
         used[a.rb] = true;
     }
     let free: Vec<usize> = (0..p.rb_count).filter(|&k| !used[k]).collect();
-    let left: Vec<usize> = d.excluded.iter().filter(|e| e.2 != Exclusion::NoResourceBlock).map(|e| e.0).collect();
+    let left: Vec<usize> = d.excluded.iter().map(|e| e.0).collect();
     if free.is_empty() || left.is_empty() {
         return;
     }
@@ -160,6 +191,9 @@ fn fill_free_rbs(p: &Problem, d: &mut Decision, quantized: bool) {
         placed[i] = true;
     }
     d.excluded.retain(|e| !placed[e.0]);
+    for e in &mut d.excluded {
+        e.2 = Exclusion::NoResourceBlock;
+    }
     let taken = std::mem::take(d);
     *d = taken.finish(p, |_| Exclusion::NoResourceBlock);
 }

@@ -39,15 +39,10 @@ pub fn finish_times(p: &Problem, assignments: &[Assignment]) -> Option<Vec<SimDu
     let m = p.round_model.as_ref()?;
     let mut lanes = Vec::with_capacity(assignments.len());
     for a in assignments {
-        lanes.push(Lane { dur: durations(p, a)?, phase: Phase::Forward, iter: 0, finish: None });
+        let iterations = p.iterations_of(&p.candidates[a.candidate]);
+        lanes.push(Lane { dur: durations(p, a)?, iterations, phase: Phase::Forward, iter: 0, finish: None });
     }
-    let mut dry = Dry {
-        lanes,
-        server: discipline_from(m.discipline),
-        iterations: p.iterations,
-        split: m.split,
-        done: Vec::new(),
-    };
+    let mut dry = Dry { lanes, server: discipline_from(m.discipline), split: m.split, done: Vec::new() };
     let mut kernel = Kernel::new();
     for (i, lane) in dry.lanes.iter_mut().enumerate() {
         // A relay starts only its first device (as the engine does).
@@ -63,6 +58,7 @@ pub fn finish_times(p: &Problem, assignments: &[Assignment]) -> Option<Vec<SimDu
 
 struct Lane {
     dur: Durations,
+    iterations: u32,
     phase: Phase,
     iter: u32,
     finish: Option<SimTime>,
@@ -77,7 +73,6 @@ enum Ev {
 struct Dry {
     lanes: Vec<Lane>,
     server: Box<dyn ServerDiscipline>,
-    iterations: u32,
     split: bool,
     done: Vec<u32>,
 }
@@ -105,7 +100,7 @@ impl Dry {
         if l.finish.is_some() || l.phase == Phase::Done {
             return;
         }
-        let next = l.dur.next_phase(l.phase, l.iter, self.iterations, self.split);
+        let next = l.dur.next_phase(l.phase, l.iter, l.iterations, self.split);
         if l.phase == Phase::Backward && next == Phase::Forward {
             self.lanes[i].iter += 1;
         }

@@ -380,8 +380,17 @@ section! {
         /// Participants per round of `sflam train` (the simulation's come
         /// from its allocator) [1].
         participants: usize = 10, X, Rule::MinU(1);
-        /// Training mini-batch [images]; iterations per round are `run.iterations`.
+        /// Training mini-batch [images]; iterations per round are
+        /// `run.iterations`, or follow `training.local_epochs`.
         batch: usize = 32, X, Rule::MinU(1);
+        /// Local epochs per participant and round: passes over the device's
+        /// own data (the authors' code: 5). A device's iterations are then
+        /// local_epochs x ceil(samples / batch), in the simulation's timing,
+        /// energy and allocation problem as in its training (a device with
+        /// twice the data computes and uploads twice as long); the timing
+        /// batch is `model.batch`, which must then equal `training.batch`
+        /// when training. 0 = `run.iterations` for every device [1].
+        local_epochs: u32 = 0, X, Rule::Any;
         /// Activation bits of `sflam train` runs of `sflam` (the
         /// simulation's come from its allocator) [bit].
         bits: u32 = 8, X, Rule::Bits;
@@ -431,6 +440,17 @@ choice! {
 choice! {
     /// How the learning rate moves over a run's steps.
     LrSchedule { Constant = "constant", Cosine = "cosine" }
+}
+
+/// Mini-batch iterations of a device holding `samples` [samples] in one
+/// round: `local_epochs` x ceil(samples / batch) passes of `batch` images
+/// (at least 1), or `fixed` when `local_epochs` is 0 [1].
+pub fn local_iterations(local_epochs: u32, samples: u64, batch: usize, fixed: u32) -> u32 {
+    if local_epochs == 0 {
+        return fixed;
+    }
+    let per_epoch = samples.div_ceil(batch.max(1) as u64).max(1);
+    (local_epochs as u64 * per_epoch).min(u32::MAX as u64) as u32
 }
 
 impl LrSchedule {

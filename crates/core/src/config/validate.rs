@@ -67,8 +67,18 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         c.push("training.micro_batches", t.micro_batches, "1 unless training.framework is \"fl\" or \"ll\"");
     }
     let r = &s.run;
+    if t.local_epochs > 0 && t.enabled && t.batch != s.model.batch {
+        // One simulated iteration must be one trained mini-batch.
+        c.push(
+            "training.batch",
+            t.batch,
+            format!("equal to model.batch = {} when training.local_epochs > 0", s.model.batch),
+        );
+    }
     let steps = r.rounds as u64 * r.iterations as u64;
-    if t.warmup_iterations >= steps.max(1) {
+    // With local epochs the run's steps depend on the data; the trainer
+    // checks the warm-up against them.
+    if t.local_epochs == 0 && t.warmup_iterations >= steps.max(1) {
         c.push(
             "training.warmup_iterations",
             t.warmup_iterations,

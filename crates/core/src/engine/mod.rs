@@ -287,6 +287,7 @@ impl<'s> Engine<'s> {
                 dur,
                 cmp_power_w: times[a.candidate].cmp_power_w,
                 phase: if waits { Phase::Waiting } else { Phase::Forward },
+                iterations: problem.iterations_of(c),
                 iter: 0,
                 phase_start: now,
                 phase_end: if waits { SimTime::MAX } else { now + dur.fwd },
@@ -351,7 +352,7 @@ impl<'s> Engine<'s> {
         if p.phase == Phase::Done {
             return Ok(());
         }
-        let next = p.next_phase(self.p.iterations);
+        let next = p.next_phase();
         if p.phase == Phase::Backward && next == Phase::Forward {
             self.parts[i].iter += 1;
         }
@@ -414,7 +415,7 @@ impl<'s> Engine<'s> {
         for (slot, p) in self.parts.iter_mut().enumerate() {
             let slot = slot as u32;
             if p.outcome.is_none() {
-                let last = p.next_phase(self.p.iterations) == Phase::Done;
+                let last = p.next_phase() == Phase::Done;
                 let end = p.phase_end;
                 if last && end <= now {
                     p.book(end);

@@ -31,8 +31,10 @@ pub struct EngineParams {
     pub deadline: SimDuration,
     /// Deadline T_max [s], as the allocator's problem states it.
     pub deadline_s: f64,
-    /// Iterations I per participant and round [1].
+    /// Iterations I per participant and round [1] (when `local_epochs` is 0).
     pub iterations: u32,
+    /// Local epochs per round; 0 = `iterations` for everyone [1].
+    pub local_epochs: u32,
     /// Candidate pool per round [1].
     pub candidates: usize,
     pub events_trace: bool,
@@ -115,6 +117,7 @@ impl EngineParams {
             deadline: ns(s.run.deadline_s, "run.deadline_s")?,
             deadline_s: s.run.deadline_s,
             iterations: s.run.iterations,
+            local_epochs: s.training.local_epochs,
             candidates: s.run.candidates,
             events_trace: s.run.events_trace,
             dropout_probability: s.availability.dropout_probability,

@@ -31,6 +31,8 @@ pub struct Participant {
     /// Computation power [W].
     pub cmp_power_w: f64,
     pub phase: Phase,
+    /// Iterations this round [1].
+    pub iterations: u32,
     pub iter: u32,
     pub phase_start: SimTime,
     pub phase_end: SimTime,
@@ -48,8 +50,8 @@ pub struct Participant {
 
 impl Participant {
     /// The phase after the current one; `Done` after the last.
-    pub fn next_phase(&self, iterations: u32) -> Phase {
-        self.dur.next_phase(self.phase, self.iter, iterations, self.split)
+    pub fn next_phase(&self) -> Phase {
+        self.dur.next_phase(self.phase, self.iter, self.iterations, self.split)
     }
 
     /// The nominal length of phase `ph` (see [`Durations::length_of`]).

@@ -6,6 +6,7 @@ use super::channel::Channel;
 use super::params::{EngineParams, ns};
 use super::participant::Durations;
 use crate::alloc::{Candidate, Problem};
+use crate::config::local_iterations;
 use crate::device::{DeviceId, Mobility, Population, compute_time_s};
 use crate::error::Result;
 use crate::sim::rng::Rng;
@@ -50,7 +51,6 @@ pub struct World<'a> {
 pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Result<(Problem, Vec<CandidateTimes>)> {
     let p = w.params;
     let total_samples: f64 = cands.iter().map(|d| w.pop.samples[d.idx()] as f64).sum();
-    let it = p.iterations as f64;
     let mut problem = Problem {
         round,
         rb_count: p.rb_count,
@@ -74,6 +74,8 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
         w.pop.distance_at_s[i] = now_s;
         let gains = w.channel.gains(d, w.pop.shadowing_db[i], p.rb_count);
         let t = times_of(p, w.pop, dev)?;
+        let its = local_iterations(p.local_epochs, w.pop.samples[i], p.batch as usize, p.iterations);
+        let it = its as f64;
         let fixed = it * (t.dur.fwd + t.dur.bwd + t.dur.srv + t.dur.down).as_secs_f64();
         problem.candidates.push(Candidate {
             device: dev,
@@ -87,6 +89,7 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
             extra_upload_bits: p.extra_upload_bits,
             forward_ns: t.dur.fwd.0,
             backward_ns: t.dur.bwd.0,
+            iterations: if p.local_epochs > 0 { its } else { 0 },
         });
         times.push(t);
     }

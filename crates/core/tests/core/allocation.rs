@@ -50,6 +50,7 @@ fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
                 extra_upload_bits: 0,
                 forward_ns: 0,
                 backward_ns: 0,
+                iterations: 0,
             }
         })
         .collect();

@@ -103,6 +103,7 @@ fn queued_problem(seed: u64, n: usize, k: usize, iterations: u32) -> Problem {
                 extra_upload_bits: 0,
                 forward_ns: fwd,
                 backward_ns: bwd,
+                iterations: 0,
             }
         })
         .collect();
@@ -367,5 +368,87 @@ fn a_failed_device_leaves_the_server_queue() {
             }
         }
         assert!(gained > 0, "{discipline:?}: no device gained from a job that left the server");
+    }
+}
+
+/// `training.local_epochs`: each device runs local_epochs x ceil(samples /
+/// batch) iterations, and the simulation charges exactly that many: its
+/// computation and uplink time are that multiple of one iteration's (same
+/// seed, same devices, same RBs), and the allocator's problem says so.
+#[test]
+fn local_epochs_charge_each_device_its_own_iterations() {
+    let base = || {
+        let mut s = Scenario::default();
+        s.run.rounds = 3;
+        s.run.mode = RoundMode::Sync;
+        s.devices.count = 40;
+        s.run.candidates = 20;
+        s.network.rb_count = 8;
+        s.model.batch = 64;
+        s.devices.samples_min = 50;
+        s.devices.samples_max = 600;
+        s.server.discipline = ServerDisciplineKind::Ideal;
+        s
+    };
+    let one = run(&base());
+    let mut s = base();
+    s.training.local_epochs = 2;
+    let iters: std::cell::RefCell<Vec<(u32, u32, u32)>> = Default::default();
+    let mut sink = VecSink::default();
+    let hook: sflam_core::engine::DecisionHook = Box::new(|p, _| {
+        for c in &p.candidates {
+            iters.borrow_mut().push((p.round, c.device.0, p.iterations_of(c)));
+        }
+        Ok(())
+    });
+    sflam_core::run::simulate(&s, &mut sink, None, Some(hook), None).unwrap();
+    let want = |d: u32| 2 * sink.devices[d as usize].samples.div_ceil(64) as u32;
+    let mut distinct = std::collections::BTreeSet::new();
+    for &(_, d, n) in iters.borrow().iter() {
+        assert_eq!(n, want(d), "device {d}");
+        distinct.insert(n);
+    }
+    assert!(distinct.len() > 3, "devices should differ in iterations: {distinct:?}");
+    let mut compared = 0;
+    for r in &sink.device_rounds {
+        let Some(a) = one.device_rounds.iter().find(|a| a.round == r.round && a.device == r.device) else { continue };
+        let n = want(r.device) as f64;
+        // Integer nanoseconds per phase, so the multiple is exact.
+        assert!((r.t_cmp_s - n * a.t_cmp_s).abs() < 1e-9, "{r:?} vs {a:?}");
+        assert!((r.t_com_s - n * a.t_com_s).abs() < 1e-9, "{r:?} vs {a:?}");
+        assert!((r.energy_cmp_j - n * a.energy_cmp_j).abs() <= 1e-9 * r.energy_cmp_j);
+        compared += 1;
+    }
+    assert!(compared > 20, "{compared}");
+}
+
+/// Sync rounds with more candidates than RBs: a candidate that cannot
+/// meet `deadline_s` (its computation alone takes longer) is not left out
+/// as infeasible; it competes for the RB by value and, holding most of the
+/// data, wins it although its channel is the worst.
+#[test]
+fn sync_rounds_exclude_nobody_as_infeasible() {
+    for allocator in ["exact", "bcd", "ep", "nq"] {
+        let mut p = queued_problem(5, 3, 1, 1);
+        {
+            let m = p.round_model.as_mut().unwrap();
+            m.sync = true;
+            m.discipline = ServerDisciplineKind::Ideal;
+        }
+        p.weight_j = 1e4;
+        let slow = 1;
+        for (i, c) in p.candidates.iter_mut().enumerate() {
+            c.data_share = if i == slow { 0.8 } else { 0.1 };
+            c.gains = vec![if i == slow { 2e-12 } else { 1e-11 }];
+        }
+        p.candidates[slow].fixed_time_s = 1.5 * p.deadline_s;
+        p.candidates[slow].uplink_time_s = -0.5 * p.deadline_s;
+        let cfg = AllocatorConfig::default();
+        let mut rng = sflam_core::sim::rng::stream(1, "allocator", 0);
+        let d = allocator_from(allocator, &cfg).unwrap().decide(&p, &mut rng);
+        assert_eq!(d.assignments.len(), 1, "{allocator}");
+        assert_eq!(d.assignments[0].candidate, slow, "{allocator}: {d:?}");
+        assert!(d.budgets_s.iter().any(|b| b.0 == slow), "{allocator}");
+        assert!(d.excluded.iter().all(|e| e.2 == Exclusion::NoResourceBlock), "{allocator}: {:?}", d.excluded);
     }
 }

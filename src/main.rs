@@ -145,6 +145,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 dump_problems,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 learner: Some(sflam::run::co_learner),
+                report: (!quiet && s.training.enabled).then_some(print_sim_round as fn(&sflam::trace::RoundRow)),
             };
             let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
             println!(
@@ -274,6 +275,21 @@ fn rerun_folder(scenario: &Path, out: &Path) -> Option<PathBuf> {
 }
 
 /// One line per round of `sflam train`, printed as the round ends.
+/// One co-simulation round as it ends.
+fn print_sim_round(r: &sflam::trace::RoundRow) {
+    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "round {:>4}  t = {:>8.1} s  {:>3}/{:<3} finished  energy {:>8.1} J  loss {}  accuracy {}",
+        r.round,
+        r.end_s,
+        r.finished,
+        r.scheduled,
+        r.energy_j,
+        f(r.loss),
+        f(r.accuracy)
+    );
+}
+
 fn print_round(row: &sflam::train::TrainRoundRow) {
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
     println!(

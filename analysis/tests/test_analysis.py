@@ -143,3 +143,30 @@ def test_server_queue_table_matches_plain_sums(tmp_path):
         assert row["planned_objective_j"] == pytest.approx(planned)
         assert row["realized_objective_j"] == pytest.approx(realized)
         assert row["energy_per_finished_j"] == pytest.approx(per_finished)
+
+
+def test_fig6_time_to_target_and_not_reached(tmp_path):
+    """analysis/fig6.py: the time to the target is the end of the first
+    evaluated round at or above it; a run that never gets there says so."""
+    import fig6
+
+    curves = {"sflam": [0.2, 0.31, 0.4], "ll": [0.1, 0.12, 0.15]}
+    for name, acc in curves.items():
+        folder = tmp_path / f"training.framework={name}" / "training.dirichlet_alpha=0.5"
+        folder.mkdir(parents=True)
+        pl.DataFrame(
+            {"round": [0, 1, 2], "end_s": [10.0, 20.0, 30.0], "energy_j": [1.0, 1.0, 1.0], "accuracy": acc},
+            schema_overrides={"round": pl.UInt32},
+        ).write_parquet(folder / "rounds.parquet")
+    out = tmp_path / "figures"
+    subprocess.run([sys.executable, str(ANALYSIS / "fig6.py"), str(tmp_path), str(out), "0.3"], check=True, cwd=ANALYSIS)
+    rows = {r["training.framework"]: r for r in read_md_table(out / "fig6.md")}
+    assert float(rows["sflam"]["time_to_target_s"]) == 20.0
+    assert rows["ll"]["time_to_target_s"] == "not reached"
+    assert float(rows["sflam"]["final_accuracy"]) == 0.4
+    # Without a target: the highest multiple of 5% every run reaches (15%).
+    subprocess.run([sys.executable, str(ANALYSIS / "fig6.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)
+    rows = {r["training.framework"]: r for r in read_md_table(out / "fig6.md")}
+    assert float(rows["ll"]["target_accuracy"]) == 0.15
+    assert float(rows["ll"]["time_to_target_s"]) == 30.0
+    assert float(rows["sflam"]["time_to_target_s"]) == 10.0

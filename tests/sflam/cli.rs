@@ -41,7 +41,7 @@ fn run_writes_complete_output_and_resolved_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let st = sflam()
-        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=3", "--set", "run.events_trace=true", "-o"])
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=2", "--set", "run.events_trace=true", "-o"])
         .arg(&out)
         .output()
         .unwrap();
@@ -58,10 +58,25 @@ fn run_writes_complete_output_and_resolved_scenario() {
     }
     assert!(!dir.path().join("run.partial").exists());
     let resolved = std::fs::read_to_string(out.join("scenario.resolved.toml")).unwrap();
-    assert!(resolved.contains("# seed = 1") && resolved.contains("rounds = 3") && resolved.contains("kappa"));
+    assert!(resolved.contains("# seed = 1") && resolved.contains("rounds = 2") && resolved.contains("kappa"));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["rounds"], 3);
+    assert_eq!(summary["rounds"], 2);
+    // The default run is the co-simulation: it trains and tests a model.
+    assert_eq!(summary["trained_model"], "vit-tiny-28");
+    use parquet::record::RowAccessor;
+    let rounds = std::fs::File::open(out.join("rounds.parquet")).unwrap();
+    let rows = parquet::file::reader::SerializedFileReader::new(rounds).unwrap();
+    let acc: Vec<f64> = parquet::file::reader::FileReader::get_row_iter(&rows, None)
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            let i = r.get_column_iter().position(|(n, _)| n == "accuracy").unwrap();
+            r.get_double(i).unwrap()
+        })
+        .collect();
+    assert_eq!(acc.len(), 2);
+    assert!(acc[1] > 0.15 && acc[1] <= 1.0, "accuracy {acc:?} after two rounds (chance 0.1)");
     for k in ["p50", "p90", "p99", "max"] {
         assert!(summary["device_round_time_s"][k].as_f64().unwrap() > 0.0);
     }
@@ -75,7 +90,16 @@ fn failed_run_leaves_no_complete_looking_output() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();
     let st = sflam()
-        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=2", "--dump-problems"])
+        .args([
+            "run",
+            "scenarios/default.toml",
+            "-q",
+            "--set",
+            "run.rounds=2",
+            "--set",
+            "training.enabled=false",
+            "--dump-problems",
+        ])
         .arg(blocker.join("sub"))
         .arg("-o")
         .arg(&out)
@@ -90,7 +114,7 @@ fn dump_problems_and_allocate_offline() {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("problems");
     let st = sflam()
-        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=2", "-o"])
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=2", "--set", "training.enabled=false", "-o"])
         .arg(dir.path().join("run"))
         .arg("--dump-problems")
         .arg(&dump)
@@ -120,7 +144,7 @@ fn rerunning_a_resolved_scenario_never_overwrites_its_run() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("x");
     let out = sflam()
-        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=3", "-o"])
+        .args(["run", "scenarios/default.toml", "-q", "--set", "run.rounds=3", "--set", "training.enabled=false", "-o"])
         .arg(&first)
         .output()
         .unwrap();

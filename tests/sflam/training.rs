@@ -659,3 +659,22 @@ fn local_epochs_run_passes_over_each_devices_own_data() {
     }
     assert!(seen.len() > 1, "devices should hold different amounts of data");
 }
+
+/// The Fashion-MNIST subset shipped with the repository (the default
+/// run's data on a machine without Debian's package) reads as the real
+/// format: 6,000 training and 1,000 test images of 28x28, every class
+/// present, the same images as the full set's first ones where it is
+/// installed.
+#[test]
+fn shipped_fashion_mnist_subset_reads_as_the_real_set() {
+    let dir = sflam::train::data::FASHION_MNIST_SUBSET_DIR;
+    let (train, test) = load(DatasetKind::FashionMnist, dir, 0).unwrap();
+    assert_eq!((train.len(), test.len()), (6000, 1000));
+    let counts = train.class_counts(&(0..6000).collect::<Vec<u32>>());
+    assert!(counts.iter().all(|&c| c > 500), "{counts:?}");
+    if Path::new(sflam::train::data::FASHION_MNIST_DIR).exists() {
+        let (full, _) = load(DatasetKind::FashionMnist, sflam::train::data::FASHION_MNIST_DIR, 0).unwrap();
+        let first: Vec<u32> = (0..6000).collect();
+        assert_eq!(full.class_counts(&first), counts);
+    }
+}

@@ -28,6 +28,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// The learning half, for scenarios with `training.enabled`.
     pub learner: Option<LearnerFactory>,
+    /// Called with each round's row as the round ends (above the progress
+    /// bar), so a co-simulation shows its accuracy while it runs.
+    pub report: Option<fn(&RoundRow)>,
 }
 
 /// The learner of `s`: none unless it trains; an error when it trains and
@@ -150,9 +153,14 @@ pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)>
         }) as DecisionHook<'_>
     });
     let b2 = bar.clone();
+    let report = opts.report;
     let on_round: Option<RoundHook<'_>> = Some(Box::new(move |r: &RoundRow| {
-        b2.set_message(format!("t = {:.1} s, {} finished", r.end_s, r.finished));
+        let acc = r.accuracy.map(|a| format!(", accuracy {a:.4}")).unwrap_or_default();
+        b2.set_message(format!("t = {:.1} s, {} finished{acc}", r.end_s, r.finished));
         b2.inc(1);
+        if let Some(f) = report {
+            b2.suspend(|| f(r));
+        }
     }));
     let summary = simulate(s, &mut sink, learner, on_decision, on_round)?;
     bar.finish_and_clear();

@@ -19,6 +19,22 @@ use std::path::{Path, PathBuf};
 /// Where Debian's `dataset-fashion-mnist` puts its files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// The subset of Fashion-MNIST shipped with the repository (6,000 training
+/// and 1,000 test images, MIT-licensed; see its README), read when the
+/// full set is not installed.
+pub const FASHION_MNIST_SUBSET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist-subset");
+
+/// Where Fashion-MNIST is read from when `training.data_dir` is empty:
+/// Debian's full set when installed, else the shipped subset.
+pub fn fashion_mnist_default_dir() -> &'static Path {
+    let full = Path::new(FASHION_MNIST_DIR);
+    if full.join("train-images-idx3-ubyte.gz").exists() || full.join("train-images-idx3-ubyte").exists() {
+        full
+    } else {
+        Path::new(FASHION_MNIST_SUBSET_DIR)
+    }
+}
+
 pub use crate::config::DatasetKind;
 
 /// A labelled image set.
@@ -93,7 +109,7 @@ impl Dataset {
 pub fn load(kind: DatasetKind, dir: &str, synthetic_seed: u64) -> Result<(Dataset, Dataset)> {
     match kind {
         DatasetKind::FashionMnist => {
-            let dir = if dir.is_empty() { Path::new(FASHION_MNIST_DIR) } else { Path::new(dir) };
+            let dir = if dir.is_empty() { fashion_mnist_default_dir() } else { Path::new(dir) };
             Ok((fashion_mnist(dir, "train")?, fashion_mnist(dir, "t10k")?))
         }
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => {

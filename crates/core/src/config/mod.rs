@@ -367,7 +367,9 @@ section! {
         /// The data set.
         dataset: DatasetKind = DatasetKind::FashionMnist, X, Rule::Any;
         /// Data folder; empty = the default (Fashion-MNIST: Debian's
-        /// `dataset-fashion-mnist`, /usr/share/datasets/fashion-mnist).
+        /// `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist
+        /// when installed, else the 6,000 + 1,000-image subset shipped in
+        /// crates/train/data/fashion-mnist-subset).
         data_dir: String = String::new(), X, Rule::Any;
         /// Use only the first N training samples; 0 = all [samples].
         train_samples: usize = 0, X, Rule::Any;

@@ -6,8 +6,11 @@ use sflam_core::sim::{Context, Kernel, Model};
 use sflam_core::trace::{RoundRow, VecSink};
 use sflam_core::units::SimTime;
 
+/// The default scenario, timing only (the simulator's determinism; the
+/// co-simulation's is tested with the learning half).
 fn scenario(overrides: &[&str]) -> Scenario {
-    let ov: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let ov: Vec<String> =
+        std::iter::once("training.enabled=false").chain(overrides.iter().copied()).map(str::to_string).collect();
     load_scenario(&crate::repo("scenarios/default.toml"), &ov).unwrap()
 }
 

@@ -16,6 +16,16 @@ def scan(folder, table):
     return pl.scan_parquet(str(folder / "**" / f"{table}.parquet"), hive_partitioning=True).collect()
 
 
+def label_axes(axes, xlabel, ylabels):
+    """Names each panel's axes (the x label shared, one y label each) and
+    draws a light grid; the first panel gets the legend."""
+    for ax, yl in zip(axes, ylabels):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+
+
 def write_outputs(df, fig, out_stem, title):
     """Writes `<stem>.md` (the table of `df`, in Markdown) and `<stem>.png`
     (the matplotlib figure `fig`), and says so."""

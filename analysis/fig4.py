@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from common import sweep_table, write_outputs
+from common import label_axes, sweep_table, write_outputs
 
 
 def main():
@@ -33,11 +33,7 @@ def main():
         axes[0].plot(x, g["energy_per_device_j"].to_list(), marker="o", label=name)
         axes[1].plot(x, g["efficiency_per_j"].to_list(), marker="o", label=name)
         axes[2].plot(x, g["mean_bits"].to_list(), marker="o", label=name)
-    for ax, yl in zip(axes, ["energy per scheduled device [J]", "efficiency (eq. 21) [1/J]", "mean bits"]):
-        ax.set_xlabel("T_max [s]")
-        ax.set_ylabel(yl)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
+    label_axes(axes, "T_max [s]", ["energy per scheduled device [J]", "efficiency (eq. 21) [1/J]", "mean bits"])
     write_outputs(t, fig, out / "fig4", "Fig. 4: allocators against the deadline T_max")
 
 

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from common import sweep_table, write_outputs
+from common import label_axes, sweep_table, write_outputs
 
 KEYS = ["allocator.name", "run.deadline_s", "allocator.queue_aware"]
 
@@ -42,11 +42,7 @@ def main():
         x = g["run.deadline_s"].to_list()
         axes[0].plot(x, g["realized_objective_j"].to_list(), style, marker="o", label=label)
         axes[1].plot(x, g["finished_share"].to_list(), style, marker="o", label=label)
-    for ax, yl in zip(axes, ["realized objective per round [J]", "finished / scheduled"]):
-        ax.set_xlabel("T_max [s]")
-        ax.set_ylabel(yl)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
+    label_axes(axes, "T_max [s]", ["realized objective per round [J]", "finished / scheduled"])
     write_outputs(t, fig, out / "server_queue", "Queue-aware against queue-blind planning")
 
 

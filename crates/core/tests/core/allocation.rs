@@ -28,9 +28,8 @@ fn fixed_allocator_uses_each_rb_once_at_p_max() {
 }
 
 use rand::{Rng, SeedableRng};
-use sflam_core::alloc::{Candidate, Decision, Problem, allocator_from, allocator_names};
+use sflam_core::alloc::{Decision, Problem, allocator_from, allocator_names};
 use sflam_core::config::AllocatorConfig;
-use sflam_core::device::DeviceId;
 
 fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
@@ -38,20 +37,7 @@ fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
     let candidates = (0..n)
         .map(|i| {
             let fixed = rng.random_range(0.3..0.8);
-            Candidate {
-                device: DeviceId(i as u32),
-                gains: (0..k).map(|_| 10f64.powf(rng.random_range(-13.0..-11.0))).collect(),
-                p_max_w: rng.random_range(0.5..2.0),
-                data_share: 1.0 / n as f64,
-                uplink_time_s: deadline - fixed,
-                fixed_time_s: fixed,
-                compute_energy_j: rng.random_range(0.1..0.5),
-                activation_elements: 100_000,
-                extra_upload_bits: 0,
-                forward_ns: 0,
-                backward_ns: 0,
-                iterations: 0,
-            }
+            crate::random_candidate(&mut rng, i, n, k, -13.0..-11.0, deadline, fixed)
         })
         .collect();
     Problem {

@@ -16,3 +16,33 @@ mod workload;
 pub fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
 }
+
+/// A candidate of a hand-made allocation problem: `fixed_s` of the
+/// `deadline_s` goes to computation and the server, the rest to uploads;
+/// gains 10^U(gain_exp) per RB over `k` RBs, p_max and computation energy
+/// drawn from `rng` (in that order).
+pub fn random_candidate(
+    rng: &mut rand_pcg::Pcg64,
+    i: usize,
+    n: usize,
+    k: usize,
+    gain_exp: std::ops::Range<f64>,
+    deadline_s: f64,
+    fixed_s: f64,
+) -> sflam_core::alloc::Candidate {
+    use rand::Rng;
+    sflam_core::alloc::Candidate {
+        device: sflam_core::device::DeviceId(i as u32),
+        gains: (0..k).map(|_| 10f64.powf(rng.random_range(gain_exp.clone()))).collect(),
+        p_max_w: rng.random_range(0.5..2.0),
+        data_share: 1.0 / n as f64,
+        uplink_time_s: deadline_s - fixed_s,
+        fixed_time_s: fixed_s,
+        compute_energy_j: rng.random_range(0.1..0.5),
+        activation_elements: 100_000,
+        extra_upload_bits: 0,
+        forward_ns: 0,
+        backward_ns: 0,
+        iterations: 0,
+    }
+}

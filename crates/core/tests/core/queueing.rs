@@ -6,9 +6,8 @@
 use rand::{Rng, SeedableRng};
 use sflam_core::alloc::model::RoundModel;
 use sflam_core::alloc::timeline::finish_times;
-use sflam_core::alloc::{Candidate, Exclusion, Problem, allocator_from};
+use sflam_core::alloc::{Exclusion, Problem, allocator_from};
 use sflam_core::config::{AllocatorConfig, FrameworkKind, RoundMode, Scenario, ServerDisciplineKind};
-use sflam_core::device::DeviceId;
 use sflam_core::trace::{Outcome, VecSink};
 
 fn run(s: &Scenario) -> VecSink {
@@ -91,20 +90,9 @@ fn queued_problem(seed: u64, n: usize, k: usize, iterations: u32) -> Problem {
             let fwd = rng.random_range(20_000_000..80_000_000u64);
             let bwd = rng.random_range(20_000_000..80_000_000u64);
             let fixed = iterations as f64 * (fwd + bwd + service_ns) as f64 * 1e-9;
-            Candidate {
-                device: DeviceId(i as u32),
-                gains: (0..k).map(|_| 10f64.powf(rng.random_range(-12.5..-11.0))).collect(),
-                p_max_w: rng.random_range(0.5..2.0),
-                data_share: 1.0 / n as f64,
-                uplink_time_s: deadline - fixed,
-                fixed_time_s: fixed,
-                compute_energy_j: rng.random_range(0.1..0.5),
-                activation_elements: 100_000,
-                extra_upload_bits: 0,
-                forward_ns: fwd,
-                backward_ns: bwd,
-                iterations: 0,
-            }
+            let mut c = crate::random_candidate(&mut rng, i, n, k, -12.5..-11.0, deadline, fixed);
+            (c.forward_ns, c.backward_ns) = (fwd, bwd);
+            c
         })
         .collect();
     Problem {

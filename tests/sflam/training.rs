@@ -678,3 +678,38 @@ fn shipped_fashion_mnist_subset_reads_as_the_real_set() {
         assert_eq!(full.class_counts(&first), counts);
     }
 }
+
+/// CIFAR-100 in its binary format (synthetic records written here): the
+/// trained model's head has the data set's 100 classes, and a `sflam
+/// train` round runs on it and evaluates.
+#[test]
+fn cifar100_trains_with_a_100_class_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = |n: usize| -> Vec<u8> {
+        let mut out = Vec::with_capacity(n * 3074);
+        for i in 0..n {
+            let fine = (i % 100) as u8;
+            out.extend([fine / 5, fine]);
+            // A pattern per record (a multiplicative hash of its index and pixel).
+            out.extend((0..3072u32).map(|j| ((i as u32 * 3072 + j).wrapping_mul(2_654_435_761) >> 24) as u8));
+        }
+        out
+    };
+    std::fs::write(dir.path().join("train.bin"), records(1200)).unwrap();
+    std::fs::write(dir.path().join("test.bin"), records(200)).unwrap();
+    let mut s = scenario("");
+    s.training.dataset = DatasetKind::Cifar100;
+    s.training.data_dir = dir.path().display().to_string();
+    s.training.model = "vit-tiny-32".into();
+    s.training.min_samples = 10;
+    let t = trainer(&s);
+    assert_eq!(t.vit.classes, 100);
+    let m = t.template(&t.initial_params());
+    assert_eq!(m.server_side.head.weight.val().dims(), [t.vit.dim, 100]);
+    let out = dir.path().join("run");
+    let mut s1 = s.clone();
+    s1.run.rounds = 1;
+    let r = sflam::train::train_to_dir(&s1, &out, &Default::default()).unwrap();
+    let acc = r.rows[0].accuracy.unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
+}

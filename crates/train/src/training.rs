@@ -53,7 +53,9 @@ pub struct Eval {
 }
 
 pub struct Trainer {
-    pub vit: &'static VitConfig,
+    /// The trained model: `training.model`'s configuration with the data
+    /// set's class count.
+    pub vit: VitConfig,
     pub settings: TrainSettings,
     pub train: Dataset,
     pub test: Dataset,
@@ -75,26 +77,21 @@ impl Trainer {
         test: Dataset,
         devices: usize,
     ) -> Result<Trainer> {
-        if train.channels != vit.channels || train.size != vit.image || train.classes > vit.classes {
+        if train.channels != vit.channels || train.size != vit.image {
             return Err(Error::Input(format!(
-                "training.model = {:?} takes {}x{}x{} images and {} classes; the data set has {}x{}x{} and {}",
-                vit.name,
-                vit.image,
-                vit.image,
-                vit.channels,
-                vit.classes,
-                train.size,
-                train.size,
-                train.channels,
-                train.classes
+                "training.model = {:?} takes {}x{}x{} images; the data set has {}x{}x{}",
+                vit.name, vit.image, vit.image, vit.channels, train.size, train.size, train.channels,
             )));
         }
+        // The head has the data set's classes (CIFAR-100: 100), whatever
+        // the configuration's nominal count.
+        let vit = VitConfig { classes: train.classes, ..vit.clone() };
         let mut rng = stream(settings.seed, "partition", 0);
         let parts = dirichlet_partition(&train, devices, settings.alpha, settings.min_samples, &mut rng)?;
         let plain = backend_device(settings.backend)?;
         let grad = plain.clone().autodiff();
-        let device_template = DeviceModel::new(vit, &grad);
-        let server_template = ServerModel::new(vit, &grad);
+        let device_template = DeviceModel::new(&vit, &grad);
+        let server_template = ServerModel::new(&vit, &grad);
         let threads = sflam_core::config::threads_or_all_cores(settings.threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -14,6 +14,13 @@ biases too, so a tensor loaded into the wrong place shows).
 A second file, `timm_vit_wrapped.safetensors`, holds the same weights under
 `module.` (what `torch.nn.DataParallel` and many training scripts save).
 
+Resampling reference (`resampled`): the same checkpoint loaded by timm's own
+`checkpoint_filter_fn` into the model built for 42x42 images (a 6x6 patch
+grid instead of 4x4: timm resamples the position embedding bicubically,
+class token kept), the input batch resized to 42x42 bilinearly
+(`F.interpolate`, half-pixel centres, no antialiasing), and timm's logits
+of the resized batch.
+
 run: pip install torch timm safetensors && python3 tests/reference/timm_vit.py
 """
 from pathlib import Path
@@ -44,7 +51,21 @@ def main():
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         logits = model(x)
+    big = timm.models.vision_transformer.VisionTransformer(
+        img_size=42, patch_size=7, in_chans=1, num_classes=10, embed_dim=32, depth=2,
+        num_heads=4, mlp_ratio=2.0, qkv_bias=True, global_pool="token", class_token=True,
+    ).eval()
+    big.load_state_dict(timm.models.vision_transformer.checkpoint_filter_fn(dict(state), big))
+    x42 = torch.nn.functional.interpolate(x, size=(42, 42), mode="bilinear", align_corners=False, antialias=False)
+    with torch.no_grad():
+        logits42 = big(x42)
     (OUT / "timm_vit.json").write_text(json.dumps({
+        "resampled": {
+            "image": 42,
+            "pos_embed": big.pos_embed.detach().flatten().tolist(),
+            "input": x42.flatten().tolist(),
+            "logits": logits42.flatten().tolist(),
+        },
         "generator": "tests/reference/timm_vit.py",
         "torch": torch.__version__,
         "timm": timm.__version__,

@@ -713,3 +713,78 @@ fn cifar100_trains_with_a_100_class_head() {
     let acc = r.rows[0].accuracy.unwrap();
     assert!((0.0..=1.0).contains(&acc), "{acc}");
 }
+
+/// A checkpoint for 28x28 images into the model for 42x42: the position
+/// embedding is resampled as timm's `checkpoint_filter_fn` does, the input
+/// resized as `F.interpolate` does, and the logits are timm's (all checked
+/// against `tests/reference/timm_vit.json`'s `resampled`).
+#[test]
+fn timm_checkpoint_resampled_to_another_image_size() {
+    use burn::tensor::{Tensor, TensorData};
+    let (cfg, shape, input, _) = timm_reference();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("timm_vit.json")).unwrap()).unwrap();
+    let r = &j["resampled"];
+    let floats =
+        |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let close = |what: &str, got: &[f32], want: &[f64], tol: f64| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((*g as f64 - w).abs() <= tol, "{what} {i}: sflam {g}, timm {w}");
+        }
+    };
+    let big = sflam::workload::VitConfig { image: r["image"].as_u64().unwrap() as usize, ..cfg.clone() };
+    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex).unwrap();
+    let mut m = sflam::train::model::SplitVit::new(&big, &device);
+    let rep = sflam::train::import::load_timm(&mut m, &reference_file("timm_vit.safetensors")).unwrap();
+    assert_eq!(rep.resampled.len(), 1, "{rep:?}");
+    assert!(rep.resampled[0].1.contains("4x4") && rep.resampled[0].1.contains("6x6"), "{rep:?}");
+    assert_eq!(rep.applied, 8 + 12 * cfg.depth, "{rep:?}");
+    let pos: Vec<f32> = m.server_side.pos_embed.val().into_data().try_to_vec::<f32>().unwrap();
+    close("pos_embed", &pos, &floats(&r["pos_embed"]), 1e-5);
+    let x = Tensor::<4>::from_data(TensorData::new(input, [shape[0], shape[1], shape[2], shape[3]]), &device);
+    let x = sflam::train::data::adapt(x, 1, big.image);
+    let xs: Vec<f32> = x.clone().into_data().try_to_vec::<f32>().unwrap();
+    close("resized input", &xs, &floats(&r["input"]), 1e-5);
+    let got: Vec<f32> = m.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    close("logits", &got, &floats(&r["logits"]), 1e-4);
+}
+
+/// The 224-pixel path on CIFAR-10 binaries (synthetic records written
+/// here): 32x32 images resized to a 224-pixel ViT (timm's
+/// vit_small_patch32_224 layout), one round trains and evaluates; the
+/// fine-tuning scenario validates.
+#[test]
+fn a_224_pixel_vit_trains_on_cifar10_binaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = |n: usize, seed: u32| -> Vec<u8> {
+        let mut out = Vec::with_capacity(n * 3073);
+        for i in 0..n {
+            out.push((i % 10) as u8);
+            out.extend((0..3072u32).map(|j| ((seed + i as u32 * 3072 + j).wrapping_mul(2_654_435_761) >> 24) as u8));
+        }
+        out
+    };
+    for b in 1..=5 {
+        std::fs::write(dir.path().join(format!("data_batch_{b}.bin")), records(16, b * 100_000)).unwrap();
+    }
+    std::fs::write(dir.path().join("test_batch.bin"), records(8, 7)).unwrap();
+    let mut s = scenario("");
+    s.training.dataset = DatasetKind::Cifar10;
+    s.training.data_dir = dir.path().display().to_string();
+    s.training.model = "vit-s32".into();
+    s.training.min_samples = 4;
+    s.training.batch = 4;
+    s.training.participants = 2;
+    s.training.eval_samples = 8;
+    s.run.iterations = 1;
+    s.run.rounds = 1;
+    let t = trainer(&s);
+    assert_eq!((t.vit.image, t.vit.classes), (224, 10));
+    let r = sflam::train::train_to_dir(&s, &dir.path().join("run"), &Default::default()).unwrap();
+    let (loss, acc) = (r.rows[0].train_loss.unwrap(), r.rows[0].accuracy.unwrap());
+    assert!(loss.is_finite() && (0.0..=1.0).contains(&acc), "{loss} {acc}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sflam::config::load_scenario(&root.join("scenarios/finetune-cifar10.toml"), &[]).unwrap();
+}

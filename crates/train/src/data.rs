@@ -94,6 +94,22 @@ impl Dataset {
         )
     }
 
+    /// A batch shaped for a model taking `channels` x `size` x `size`
+    /// images: normalized with the data set's own mean and std, a gray
+    /// image repeated to 3 channels when the model wants 3, and resized
+    /// bilinearly (half-pixel centres, as torchvision's `Resize` without
+    /// antialiasing) when the sizes differ.
+    pub fn batch_for(
+        &self,
+        indices: &[u32],
+        device: &Device,
+        channels: usize,
+        size: usize,
+    ) -> (Tensor<4>, Tensor<1, Int>) {
+        let (x, y) = self.batch(indices, device);
+        (adapt(x, channels, size), y)
+    }
+
     /// Samples per class [1].
     pub fn class_counts(&self, indices: &[u32]) -> Vec<u32> {
         let mut c = vec![0u32; self.classes];
@@ -102,6 +118,21 @@ impl Dataset {
         }
         c
     }
+}
+
+/// Images `[B, C, H, W]` as a model taking `channels` x `size` x `size`
+/// needs them (see [`Dataset::batch_for`]).
+pub fn adapt(x: Tensor<4>, channels: usize, size: usize) -> Tensor<4> {
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    let [_, c, h, w] = x.dims();
+    let x = if c == 1 && channels == 3 { x.repeat_dim(1, 3) } else { x };
+    if (h, w) == (size, size) {
+        return x;
+    }
+    let opts =
+        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([size, size]);
+    interpolate(x, opts)
 }
 
 /// The train and test sets of `kind`. `dir` empty means the default

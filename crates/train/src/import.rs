@@ -9,14 +9,16 @@
 //! model's: a known wrapper prefix (`module.`, `model.`, `_orig_mod.`) is
 //! stripped; anything structurally different (depth, width, patch size,
 //! LayerScale, qk-norm, register tokens, a pooled head) is refused naming
-//! the first offending key; a head of another class count is skipped and
-//! said so; tensors of other heads (distillation) are reported unused.
+//! the first offending key; a position embedding of another patch grid
+//! (another image size) is resampled as timm does; a head of another class
+//! count is skipped and said so; tensors of other heads (distillation) are reported unused.
 //! An import that applies nothing is an error. Checked against timm's own
 //! logits (`tests/reference/timm_vit.py`).
 
 use super::model::SplitVit;
 use crate::error::{Error, Result};
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +38,9 @@ pub struct ImportReport {
     pub missing: Vec<String>,
     /// File tensors outside the ViT's names (ignored).
     pub unused: Vec<String>,
+    /// Tensors adapted to this model on the way in, with how.
+    #[serde(default)]
+    pub resampled: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for ImportReport {
@@ -51,6 +56,9 @@ impl std::fmt::Display for ImportReport {
         )?;
         if let Some(p) = &self.prefix {
             write!(f, " (prefix `{p}` stripped)")?;
+        }
+        for (k, how) in &self.resampled {
+            write!(f, "; {k}: {how}")?;
         }
         for (k, why) in &self.skipped {
             write!(f, "; skipped {k}: {why}")?;
@@ -79,12 +87,19 @@ pub fn load_timm(model: &mut SplitVit, path: &Path) -> Result<ImportReport> {
     let mut report =
         ImportReport { file: path.display().to_string(), prefix: prefix.map(str::to_string), ..Default::default() };
     let mut head_ok = true;
+    // The file's patch grid side when its position embedding must be resampled.
+    let mut resample_from: Option<usize> = None;
     for (key, shape) in &file {
         if let Some(why) = structural(key) {
             return Err(refuse(format!("tensor `{key}`: {why}; this model has none (check training.model)")));
         }
         match want.get(key) {
             Some(w) if w == shape => {}
+            Some(w)
+                if key == "pos_embed" && grid_side(shape).is_some() && grid_side(w).is_some() && shape[2] == w[2] =>
+            {
+                resample_from = grid_side(shape);
+            }
             Some(w) if key.starts_with("head.") => {
                 head_ok = false;
                 report.skipped.push((
@@ -122,12 +137,10 @@ pub fn load_timm(model: &mut SplitVit, path: &Path) -> Result<ImportReport> {
     };
     let err = |e| refuse(format!("{e}"));
     let rd = model.device_side.load_from(&mut store(r"^patch_embed\.")).map_err(err)?;
-    let server_keys = if head_ok {
-        r"^(?:cls_token|pos_embed|blocks\.|norm\.|head\.)"
-    } else {
-        r"^(?:cls_token|pos_embed|blocks\.|norm\.)"
-    };
-    let rs = model.server_side.load_from(&mut store(server_keys)).map_err(err)?;
+    let pos = if resample_from.is_some() { "" } else { "|pos_embed" };
+    let head = if head_ok { r"|head\." } else { "" };
+    let server_keys = format!(r"^(?:cls_token{pos}|blocks\.|norm\.{head})");
+    let rs = model.server_side.load_from(&mut store(&server_keys)).map_err(err)?;
     let errors: Vec<String> = rd.errors.iter().chain(&rs.errors).map(|e| format!("{e:?}")).collect();
     if !errors.is_empty() {
         return Err(refuse(format!(
@@ -137,10 +150,113 @@ pub fn load_timm(model: &mut SplitVit, path: &Path) -> Result<ImportReport> {
         )));
     }
     report.applied = rd.applied.len() + rs.applied.len();
+    if let Some(from) = resample_from {
+        let key = prefix.map_or("pos_embed".to_string(), |p| format!("{p}pos_embed"));
+        let data = f32_tensor(path, &key)?;
+        let old = &model.server_side.pos_embed;
+        let [_, tokens, dim] = old.val().dims();
+        let to = grid_side(&[1, tokens, dim]).expect("the model's grid is square");
+        let new = resample_pos_embed(data, from, to, dim, &old.val().device());
+        model.server_side.pos_embed = burn::module::Param::from_tensor(new);
+        report.applied += 1;
+        report.resampled.push((
+            "pos_embed".into(),
+            format!("{from}x{from} patch grid resampled to {to}x{to} (bicubic, class token kept, as timm does)"),
+        ));
+    }
     if report.applied == 0 {
         return Err(refuse("no tensor of this model's names was applied; is it a timm ViT checkpoint?".into()));
     }
     Ok(report)
+}
+
+/// The side g of a position embedding `[1, 1 + g², d]` (one class token).
+fn grid_side(shape: &[usize]) -> Option<usize> {
+    let [1, t, _] = shape else { return None };
+    let g = ((t.checked_sub(1)?) as f64).sqrt().round() as usize;
+    (g > 0 && g * g + 1 == *t).then_some(g)
+}
+
+/// timm's `resample_abs_pos_embed` for one class token: the token kept,
+/// the `from` x `from` grid resized to `to` x `to` as timm resizes it,
+/// `F.interpolate(mode="bicubic", antialias=True, align_corners=False)`.
+/// That is PyTorch's antialiased (PIL-style, a = -0.5, normalized) bicubic
+/// filter, which Burn's `interpolate` (Keys' a = -0.75, clamped) is not, so
+/// its few lines are here; checked against timm's output.
+fn resample_pos_embed(v: Vec<f32>, from: usize, to: usize, dim: usize, device: &burn::tensor::Device) -> Tensor<3> {
+    let (cls, grid) = v.split_at(dim);
+    let taps = aa_bicubic_taps(from, to);
+    // Rows first (along x), then columns (along y), in f64.
+    let mut rows = vec![0f64; from * to * dim];
+    for y in 0..from {
+        for (x, (x0, w)) in taps.iter().enumerate() {
+            for (k, wk) in w.iter().enumerate() {
+                let src = &grid[(y * from + x0 + k) * dim..][..dim];
+                let dst = &mut rows[(y * to + x) * dim..][..dim];
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += wk * *s as f64);
+            }
+        }
+    }
+    let mut out: Vec<f32> = cls.to_vec();
+    out.resize(dim * (1 + to * to), 0.0);
+    for (y, (y0, w)) in taps.iter().enumerate() {
+        for x in 0..to {
+            let dst = &mut out[dim * (1 + y * to + x)..][..dim];
+            for (d, c) in dst.iter_mut().enumerate() {
+                *c = w.iter().enumerate().map(|(k, wk)| wk * rows[((y0 + k) * to + x) * dim + d]).sum::<f64>() as f32;
+            }
+        }
+    }
+    Tensor::<1>::from_data(TensorData::new(out, [(1 + to * to) * dim]), device).reshape([1, 1 + to * to, dim])
+}
+
+/// Per output index of one axis: the first input index and the
+/// normalized weights (PyTorch's `_compute_indices_min_size_weights_aa`
+/// with the bicubic antialias filter).
+fn aa_bicubic_taps(input: usize, output: usize) -> Vec<(usize, Vec<f64>)> {
+    let filter = |x: f64| {
+        let (a, x) = (-0.5, x.abs());
+        if x < 1.0 {
+            ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+        } else if x < 2.0 {
+            (((x - 5.0) * x + 8.0) * x - 4.0) * a
+        } else {
+            0.0
+        }
+    };
+    let scale = input as f64 / output as f64;
+    let support = 2.0 * scale.max(1.0);
+    let inv = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    (0..output)
+        .map(|i| {
+            let center = scale * (i as f64 + 0.5);
+            let lo = ((center - support + 0.5) as i64).max(0) as usize;
+            let hi = ((center + support + 0.5) as i64).min(input as i64) as usize;
+            let mut w: Vec<f64> = (lo..hi).map(|j| filter((j as f64 - center + 0.5) * inv)).collect();
+            let total: f64 = w.iter().sum();
+            if total != 0.0 {
+                w.iter_mut().for_each(|x| *x /= total);
+            }
+            (lo, w)
+        })
+        .collect()
+}
+
+/// One F32 tensor of a safetensors file, by key.
+fn f32_tensor(path: &Path, key: &str) -> Result<Vec<f32>> {
+    let bad = |m: String| Error::Input(format!("training.init: {}: tensor `{key}`: {m}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize).unwrap_or(0);
+    let header: serde_json::Value =
+        bytes.get(8..8 + n).and_then(|h| serde_json::from_slice(h).ok()).ok_or_else(|| bad("no header".into()))?;
+    let t = &header[key];
+    if t["dtype"] != "F32" {
+        return Err(bad(format!("dtype {}: resampling reads F32", t["dtype"])));
+    }
+    let off = |i: usize| t["data_offsets"][i].as_u64().map(|v| v as usize + 8 + n);
+    let (a, b) = off(0).zip(off(1)).ok_or_else(|| bad("no data offsets".into()))?;
+    let raw = bytes.get(a..b).ok_or_else(|| bad("data past the end of the file".into()))?;
+    Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
 }
 
 /// Why a key belongs to a ViT variant this model is not, if it does.

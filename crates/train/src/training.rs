@@ -77,10 +77,11 @@ impl Trainer {
         test: Dataset,
         devices: usize,
     ) -> Result<Trainer> {
-        if train.channels != vit.channels || train.size != vit.image {
+        // Gray images go to 3-channel models repeated; any size is resized.
+        if !(train.channels == vit.channels || (train.channels == 1 && vit.channels == 3)) {
             return Err(Error::Input(format!(
-                "training.model = {:?} takes {}x{}x{} images; the data set has {}x{}x{}",
-                vit.name, vit.image, vit.image, vit.channels, train.size, train.size, train.channels,
+                "training.model = {:?} takes {}-channel images; the data set has {} channels",
+                vit.name, vit.channels, train.channels,
             )));
         }
         // The head has the data set's classes (CIFAR-100: 100), whatever
@@ -204,7 +205,7 @@ impl Trainer {
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
             let lr = self.lr(round, it, batches.len());
-            let (x, y) = self.train.batch(idx, &self.grad);
+            let (x, y) = self.train.batch_for(idx, &self.grad, self.vit.channels, self.vit.image);
             let act = dm.forward(x);
             let sent =
                 wire::send(&act, bits, key.wrapping_add((it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &self.grad)?;
@@ -241,7 +242,7 @@ impl Trainer {
         let mut loss_sum = 0.0;
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
-            let (x, y) = self.train.batch(idx, &self.grad);
+            let (x, y) = self.train.batch_for(idx, &self.grad, self.vit.channels, self.vit.image);
             let loss;
             let lr = self.lr(round, it, batches.len());
             (m, loss) = whole_step(m, &mut opt, lr, &loss_fn, x, y, self.settings.micro_batches)?;
@@ -270,7 +271,7 @@ impl Trainer {
         let chunks: Vec<Vec<u32>> = (0..n as u32).collect::<Vec<_>>().chunks(256).map(<[u32]>::to_vec).collect();
         let loss_fn = CrossEntropyLossConfig::new().init(&self.plain);
         let per: Vec<(f64, usize)> = self.parallel(&chunks, |idx| {
-            let (x, y) = self.test.batch(idx, &self.plain);
+            let (x, y) = self.test.batch_for(idx, &self.plain, self.vit.channels, self.vit.image);
             let logits = sm.forward(dm.forward(x));
             let loss = finite_scalar(&loss_fn.forward(logits.clone(), y.clone()), "eval.loss")? * idx.len() as f64;
             let hits: Tensor<1, Int> = logits.argmax(1).reshape([idx.len()]).equal(y).int().sum();

@@ -48,6 +48,11 @@ pub const VIT_CONFIGS: &[VitConfig] = &[
     vit("vit-l32", 224, 3, 32, 1024, 24, 16, 4096),
     vit("vit-b16", 224, 3, 16, 768, 12, 12, 3072),
     vit("vit-l16", 224, 3, 16, 1024, 24, 16, 4096),
+    // timm's tiny and small 224-pixel ViTs (vit_tiny_patch16_224,
+    // vit_small_patch16_224, vit_small_patch32_224).
+    vit("vit-ti16", 224, 3, 16, 192, 12, 3, 768),
+    vit("vit-s16", 224, 3, 16, 384, 12, 6, 1536),
+    vit("vit-s32", 224, 3, 32, 384, 12, 6, 1536),
     // Small ones that train on a CPU: Fashion-MNIST (28x28x1) and CIFAR (32x32x3).
     vit("vit-tiny-28", 28, 1, 4, 64, 4, 4, 128),
     // The centralized Fashion-MNIST baseline's: twice tiny's width, 1.5x

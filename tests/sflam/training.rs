@@ -788,3 +788,47 @@ fn a_224_pixel_vit_trains_on_cifar10_binaries() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     sflam::config::load_scenario(&root.join("scenarios/finetune-cifar10.toml"), &[]).unwrap();
 }
+
+/// `training.public_share`: the public part and the devices' private part
+/// are disjoint and cover the set, and a pretraining run writes its final model where the runs that
+/// fine-tune from it read it.
+#[test]
+fn public_share_is_disjoint_from_the_devices_data_and_seeds_a_fine_tune() {
+    let (data, _) = synthetic(1, 1000, 10);
+    let (public, private) = data.split_public(0.1, 0);
+    assert_eq!((public.len(), private.len()), (100, 900));
+    let mut all: Vec<u32> = public.iter().chain(&private).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1000).collect::<Vec<u32>>());
+    // The draw does not depend on the run's seed (synthetic data does, so
+    // the split itself is compared).
+    assert!(data.split_public(0.1, 0) == (public.clone(), private.clone()));
+    let mk = |seed: u64, part: &str| {
+        let mut s = scenario(&format!("public_share = 0.25\ndata_part = \"{part}\"\n"));
+        s.run.seed = seed;
+        trainer(&s)
+    };
+    let a = mk(3, "public");
+    let p = mk(3, "private");
+    assert_eq!(a.train.len() + p.train.len(), 2000);
+    // No image of the public part is among the private part's.
+    let il = 28 * 28;
+    let imgs = |t: &Trainer| -> std::collections::BTreeSet<Vec<u8>> {
+        t.train.pixels.chunks(il).map(|c| c.to_vec()).collect()
+    };
+    assert!(imgs(&a).is_disjoint(&imgs(&p)));
+    // Pretrain on the public part; fine-tune from its model.bpk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut pre = scenario("public_share = 0.25\ndata_part = \"public\"\nframework = \"fl\"\n");
+    pre.training.participants = 1;
+    pre.devices.count = 1;
+    pre.run.rounds = 1;
+    let out = dir.path().join("pre");
+    let r = sflam::train::train_to_dir(&pre, &out, &Default::default()).unwrap();
+    assert!(out.join("model.bpk").exists());
+    let mut ft = scenario("public_share = 0.25\n");
+    ft.training.init = out.join("model.bpk").display().to_string();
+    let t = trainer(&ft);
+    let (start, _) = sflam::train::initial_state(&ft, &t).unwrap();
+    assert_eq!(start.global, r.state.global);
+}

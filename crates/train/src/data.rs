@@ -74,6 +74,36 @@ impl Dataset {
         self
     }
 
+    /// The samples at `indices`, in that order.
+    pub fn subset(&self, indices: &[u32]) -> Dataset {
+        let il = self.image_len();
+        let mut pixels = Vec::with_capacity(indices.len() * il);
+        for &i in indices {
+            pixels.extend_from_slice(&self.pixels[i as usize * il..(i as usize + 1) * il]);
+        }
+        Dataset {
+            pixels,
+            labels: indices.iter().map(|&i| self.labels[i as usize]).collect(),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            ..*self
+        }
+    }
+
+    /// The public share and the private rest of the set: a seeded
+    /// permutation's first round(share x N) samples, and the others, each
+    /// in index order (disjoint; the same split for the same seed and share).
+    pub fn split_public(&self, share: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+        use rand::seq::SliceRandom;
+        let mut all: Vec<u32> = (0..self.len() as u32).collect();
+        all.shuffle(&mut crate::sim::rng::stream(seed, "public", 0));
+        let k = (share * self.len() as f64).round() as usize;
+        let (mut public, mut private) = (all[..k].to_vec(), all[k..].to_vec());
+        public.sort_unstable();
+        private.sort_unstable();
+        (public, private)
+    }
+
     /// Normalized images `[B, C, H, W]` and labels `[B]` of `indices`.
     pub fn batch(&self, indices: &[u32], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let il = self.image_len();

@@ -120,7 +120,16 @@ pub fn trainer_of(s: &Scenario) -> Result<Trainer> {
     let vit = crate::workload::vit_config(&t.model)
         .ok_or_else(|| Error::Input(format!("training.model = {:?}: unknown", t.model)))?;
     let (train, test) = data::load(t.dataset, &t.data_dir, s.run.seed)?;
-    Trainer::new(vit, TrainSettings::of(s), train.truncated(t.train_samples), test, s.devices.count)
+    let train = train.truncated(t.train_samples);
+    // The public share is drawn with seed 0, not the run's: a pretraining
+    // run and the runs that fine-tune from it must agree on it.
+    let train = if t.public_share > 0.0 {
+        let (public, private) = train.split_public(t.public_share, 0);
+        train.subset(if t.data_part == crate::config::DataPart::Public { &public } else { &private })
+    } else {
+        train
+    };
+    Trainer::new(vit, TrainSettings::of(s), train, test, s.devices.count)
 }
 
 /// The initial state: `training.init` or the seeded random init; with a
@@ -395,6 +404,13 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
     }
     bar.finish_and_clear();
     table.finish()?;
+    if end == s.run.rounds {
+        // The final model at a stable path (`training.init` of the runs
+        // that fine-tune from it), written whole and then renamed.
+        let tmp = out.join("model.partial.bpk");
+        trainer.save(&state.global, &tmp)?;
+        std::fs::rename(&tmp, out.join("model.bpk")).map_err(|e| Error::io(out, e))?;
+    }
     Ok(TrainOutcome { dir: out.to_path_buf(), rows, state })
 }
 

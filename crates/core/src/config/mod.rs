@@ -373,6 +373,16 @@ section! {
         data_dir: String = String::new(), X, Rule::Any;
         /// Use only the first N training samples; 0 = all [samples].
         train_samples: usize = 0, X, Rule::Any;
+        /// Share of the training set held out as public data: the devices
+        /// never hold it; a pretraining run trains on it
+        /// (`training.data_part = "public"`). The draw does not depend on
+        /// the run's seed, so every scenario with this share agrees on it.
+        /// 0 = none [1].
+        public_share: f64 = 0.0, X, Rule::Any;
+        /// Which part of the training set this run uses: `"private"` (the
+        /// rest after the public share, split over the devices) or
+        /// `"public"` (the public share only).
+        data_part: DataPart = DataPart::Private, X, Rule::Any;
         /// Evaluate on the first N test samples; 0 = all [samples].
         eval_samples: usize = 0, X, Rule::Any;
         /// Dirichlet concentration α of the per-class partition [1].
@@ -432,6 +442,11 @@ section! {
 choice! {
     /// Which data set to train on.
     DatasetKind { FashionMnist = "fashion-mnist", Cifar10 = "cifar10", Cifar100 = "cifar100", Synthetic = "synthetic" }
+}
+
+choice! {
+    /// A part of the training set (`training.public_share`).
+    DataPart { Private = "private", Public = "public" }
 }
 
 choice! {

@@ -66,6 +66,11 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         // quantized message (one pair of bounds): parts would change it.
         c.push("training.micro_batches", t.micro_batches, "1 unless training.framework is \"fl\" or \"ll\"");
     }
+    if !(t.public_share >= 0.0 && t.public_share < 1.0) {
+        c.push("training.public_share", t.public_share, "a share in [0, 1)");
+    } else if t.data_part == crate::config::DataPart::Public && t.public_share == 0.0 {
+        c.push("training.data_part", "public", "\"private\" unless training.public_share > 0");
+    }
     let r = &s.run;
     if t.local_epochs > 0 && t.enabled && t.batch != s.model.batch {
         // One simulated iteration must be one trained mini-batch.

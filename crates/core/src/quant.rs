@@ -37,6 +37,13 @@ pub fn fp32_bits(elements: u64) -> u64 {
     elements * 32
 }
 
+/// One upload of `elements` activations at `bits` [bit]: S(b), or fp32
+/// when `bits` >= 32 (unquantized).
+#[inline]
+pub fn message_bits(elements: u64, bits: u32) -> u64 {
+    if bits >= 32 { fp32_bits(elements) } else { payload_bits(elements, bits) }
+}
+
 /// Bytes on the wire for `payload_bits` [B] = ceil(S / 8).
 #[inline]
 pub fn wire_bytes(payload_bits: u64) -> u64 {

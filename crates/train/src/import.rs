@@ -79,7 +79,8 @@ pub fn load_timm(model: &mut SplitVit, path: &Path) -> Result<ImportReport> {
     if !path.exists() {
         return Err(Error::Input(format!("training.init: {} does not exist", path.display())));
     }
-    let file = shapes(path)?;
+    let header = read_header(path)?;
+    let file: BTreeMap<String, Vec<usize>> = header.tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone())).collect();
     let prefix = PREFIXES.iter().find(|p| !file.is_empty() && file.keys().all(|k| k.starts_with(*p))).copied();
     let file: BTreeMap<String, Vec<usize>> =
         file.into_iter().map(|(k, s)| (prefix.map_or(k.clone(), |p| k[p.len()..].to_string()), s)).collect();
@@ -152,7 +153,7 @@ pub fn load_timm(model: &mut SplitVit, path: &Path) -> Result<ImportReport> {
     report.applied = rd.applied.len() + rs.applied.len();
     if let Some(from) = resample_from {
         let key = prefix.map_or("pos_embed".to_string(), |p| format!("{p}pos_embed"));
-        let data = f32_tensor(path, &key)?;
+        let data = f32_tensor(path, &header, &key)?;
         let old = &model.server_side.pos_embed;
         let [_, tokens, dim] = old.val().dims();
         let to = grid_side(&[1, tokens, dim]).expect("the model's grid is square");
@@ -242,20 +243,20 @@ fn aa_bicubic_taps(input: usize, output: usize) -> Vec<(usize, Vec<f64>)> {
         .collect()
 }
 
-/// One F32 tensor of a safetensors file, by key.
-fn f32_tensor(path: &Path, key: &str) -> Result<Vec<f32>> {
+/// One F32 tensor of the file, by key: only its bytes are read.
+fn f32_tensor(path: &Path, header: &Header, key: &str) -> Result<Vec<f32>> {
+    use std::io::{Read, Seek, SeekFrom};
     let bad = |m: String| Error::Input(format!("training.init: {}: tensor `{key}`: {m}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize).unwrap_or(0);
-    let header: serde_json::Value =
-        bytes.get(8..8 + n).and_then(|h| serde_json::from_slice(h).ok()).ok_or_else(|| bad("no header".into()))?;
-    let t = &header[key];
-    if t["dtype"] != "F32" {
-        return Err(bad(format!("dtype {}: resampling reads F32", t["dtype"])));
+    let t = header.tensors.get(key).ok_or_else(|| bad("not in the file".into()))?;
+    if t.dtype != "F32" {
+        return Err(bad(format!("dtype {}: resampling reads F32", t.dtype)));
     }
-    let off = |i: usize| t["data_offsets"][i].as_u64().map(|v| v as usize + 8 + n);
-    let (a, b) = off(0).zip(off(1)).ok_or_else(|| bad("no data offsets".into()))?;
-    let raw = bytes.get(a..b).ok_or_else(|| bad("data past the end of the file".into()))?;
+    let (a, b) = t.range;
+    let mut raw = vec![0u8; b.checked_sub(a).ok_or_else(|| bad("bad data offsets".into()))? as usize];
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    f.seek(SeekFrom::Start(header.data_start + a))
+        .and_then(|_| f.read_exact(&mut raw))
+        .map_err(|e| bad(format!("data past the end of the file ({e})")))?;
     Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
 }
 
@@ -320,16 +321,34 @@ fn expected(model: &SplitVit) -> BTreeMap<String, Vec<usize>> {
     m
 }
 
-/// Every tensor's shape in a safetensors file, by key.
-fn shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize).unwrap_or(0);
-    let header: serde_json::Map<String, serde_json::Value> = bytes
-        .get(8..8usize.saturating_add(n))
-        .and_then(|h| serde_json::from_slice(h).ok())
-        .ok_or_else(|| Error::Input(format!("training.init: {}: not a safetensors file", path.display())))?;
-    let mut out = BTreeMap::new();
-    for (k, v) in header {
+/// What a safetensors header says of one tensor.
+struct TensorInfo {
+    dtype: String,
+    shape: Vec<usize>,
+    /// Byte range in the data section [B].
+    range: (u64, u64),
+}
+
+/// A safetensors file's header: every tensor, by key, and where the data
+/// section starts [B].
+struct Header {
+    data_start: u64,
+    tensors: BTreeMap<String, TensorInfo>,
+}
+
+/// Reads only the header (8-byte length, then JSON) of a safetensors file.
+fn read_header(path: &Path) -> Result<Header> {
+    use std::io::Read;
+    let not = || Error::Input(format!("training.init: {}: not a safetensors file", path.display()));
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|_| not())?;
+    let n = u64::from_le_bytes(len);
+    let mut json = Vec::new();
+    f.take(n).read_to_end(&mut json).map_err(|e| Error::io(path, e))?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&json).map_err(|_| not())?;
+    let mut tensors = BTreeMap::new();
+    for (k, v) in map {
         if k == "__metadata__" {
             continue;
         }
@@ -338,7 +357,10 @@ fn shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
             .and_then(|s| s.as_array())
             .map(|a| a.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect())
             .ok_or_else(|| Error::Input(format!("training.init: {}: tensor `{k}` has no shape", path.display())))?;
-        out.insert(k, shape);
+        let off = |i: usize| v["data_offsets"][i].as_u64();
+        let range = off(0).zip(off(1)).unwrap_or((0, 0));
+        let dtype = v["dtype"].as_str().unwrap_or("").to_string();
+        tensors.insert(k, TensorInfo { dtype, shape, range });
     }
-    Ok(out)
+    Ok(Header { data_start: 8 + n, tensors })
 }

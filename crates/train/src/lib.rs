@@ -230,6 +230,11 @@ fn ckpt_dir(out: &Path) -> PathBuf {
     out.join("checkpoints")
 }
 
+/// The folder under `checkpoints/` of the checkpoint after `rounds` rounds.
+fn round_dir(rounds: u32) -> String {
+    format!("round-{rounds:05}")
+}
+
 /// A checkpoint is a folder `checkpoints/round-NNNNN/` with the model
 /// files, made whole before `checkpoints/progress.json` (written to a
 /// temporary file and renamed, which is atomic) names it; only then are
@@ -395,7 +400,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
                 round: round + 1,
                 scenario: scenario.clone(),
                 rows: rows.clone(),
-                dir: format!("round-{:05}", round + 1),
+                dir: round_dir(round + 1),
                 import: import.clone(),
             };
             let crash = opts.crash_in_last_checkpoint && round + 1 == end;
@@ -406,9 +411,11 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
     table.finish()?;
     if end == s.run.rounds {
         // The final model at a stable path (`training.init` of the runs
-        // that fine-tune from it), written whole and then renamed.
+        // that fine-tune from it): a copy of the last checkpoint's (the
+        // last round always checkpoints), copied whole and then renamed.
+        let last = ckpt_dir(out).join(round_dir(end)).join("global.bpk");
         let tmp = out.join("model.partial.bpk");
-        trainer.save(&state.global, &tmp)?;
+        std::fs::copy(&last, &tmp).map_err(|e| Error::io(&last, e))?;
         std::fs::rename(&tmp, out.join("model.bpk")).map_err(|e| Error::io(out, e))?;
     }
     Ok(TrainOutcome { dir: out.to_path_buf(), rows, state })

@@ -106,11 +106,7 @@ impl Problem {
 
     /// Bits uploaded by candidate `c` in the round at `bits` [bit].
     pub fn round_upload_bits(&self, c: &Candidate, bits: u32) -> f64 {
-        let per = if bits >= 32 {
-            crate::quant::fp32_bits(c.activation_elements)
-        } else {
-            crate::quant::payload_bits(c.activation_elements, bits)
-        };
+        let per = crate::quant::message_bits(c.activation_elements, bits);
         (self.iterations_of(c) as u64 * per + c.extra_upload_bits) as f64
     }
 

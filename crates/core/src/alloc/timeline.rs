@@ -9,7 +9,7 @@
 
 use super::{Assignment, Problem};
 use crate::phases::{Durations, Phase};
-use crate::quant::{fp32_bits, payload_bits};
+use crate::quant::message_bits;
 use crate::server::{ServerDiscipline, discipline_from};
 use crate::sim::{Context, Kernel, Model};
 use crate::units::{SimDuration, SimTime};
@@ -22,7 +22,7 @@ pub fn durations(p: &Problem, a: &Assignment) -> Option<Durations> {
     let m = p.round_model.as_ref()?;
     let c = &p.candidates[a.candidate];
     let act = c.activation_elements;
-    let per_upload = if a.bits >= 32 { fp32_bits(act) } else { payload_bits(act, a.bits) };
+    let per_upload = message_bits(act, a.bits);
     Some(Durations {
         fwd: SimDuration(c.forward_ns),
         bwd: SimDuration(c.backward_ns),

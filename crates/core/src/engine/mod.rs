@@ -26,7 +26,7 @@ use crate::alloc::{Allocator, Decision, Problem, timeline};
 use crate::config::{RoundMode, Scenario};
 use crate::device::{Availability, DeviceId, Mobility, Population};
 use crate::error::{Error, Result};
-use crate::quant::{fp32_bits, payload_bits};
+use crate::quant::message_bits;
 use crate::server::{ServerDiscipline, discipline_from};
 use crate::sim::rng::{Rng, stream};
 use crate::sim::{Context, Kernel, Model};
@@ -266,7 +266,7 @@ impl<'s> Engine<'s> {
                 checkpoint: "uplink.time",
                 detail: format!("device {}: rate {} bit/s", c.device.0, a.rate_bps),
             })?;
-            let per_upload = if a.bits >= 32 { fp32_bits(act) } else { payload_bits(act, a.bits) };
+            let per_upload = message_bits(act, a.bits);
             let slot = self.parts.len() as u32;
             // A relay starts only its first device; each later one waits
             // for the one before it.
@@ -412,19 +412,16 @@ impl<'s> Engine<'s> {
     fn end_round(&mut self, ctx: &mut Context<'_, Ev>) -> Result<()> {
         let now = ctx.now();
         // Deadline: a device whose last phase ends exactly now is on time.
-        for (slot, p) in self.parts.iter_mut().enumerate() {
-            let slot = slot as u32;
+        for i in 0..self.parts.len() {
+            let p = &mut self.parts[i];
             if p.outcome.is_none() {
-                let last = p.next_phase() == Phase::Done;
                 let end = p.phase_end;
-                if last && end <= now {
+                if p.next_phase() == Phase::Done && end <= now {
                     p.book(end);
                     p.outcome = Some((Outcome::Finished, end));
                 } else {
-                    let served =
-                        if p.phase == Phase::Server { self.server.progress(now, slot) } else { SimDuration::ZERO };
-                    p.cut(now, served);
-                    p.outcome = Some((Outcome::Straggler, now));
+                    self.cut(i, now);
+                    self.parts[i].outcome = Some((Outcome::Straggler, now));
                 }
             }
         }

@@ -208,3 +208,19 @@ fn fixed_bits_outside_the_bit_range_are_refused_for_fixed() {
     // Unused by another allocator: no problem.
     load_scenario_str("[allocator]\nname = \"exact\"\nfixed_bits = 2\n", Path::new("x.toml"), &[]).unwrap();
 }
+
+/// The learning-data fields added with local epochs and the public share
+/// are checked at load: each error names the field and what is allowed.
+#[test]
+fn local_epochs_and_public_share_are_checked() {
+    let e = errors("[model]\nbatch = 64\n[training]\nenabled = true\nlocal_epochs = 2\nbatch = 32\n", &[]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("training.batch") && e[0].contains("model.batch = 64"), "{}", e[0]);
+    // Without local epochs the two batches may differ.
+    load_scenario_str("[model]\nbatch = 64\n[training]\nenabled = true\nbatch = 32\n", Path::new("x.toml"), &[])
+        .unwrap();
+    let e = errors("[training]\npublic_share = 1.0\n", &[]);
+    assert!(e.len() == 1 && e[0].contains("training.public_share") && e[0].contains("[0, 1)"), "{e:?}");
+    let e = errors("[training]\ndata_part = \"public\"\n", &[]);
+    assert!(e.len() == 1 && e[0].contains("training.data_part") && e[0].contains("public_share > 0"), "{e:?}");
+}

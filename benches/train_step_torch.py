@@ -1,10 +1,12 @@
-"""The training step of benches/train_step.rs in PyTorch: the same ViT
-(dim 192, depth 6, 3 heads, MLP 768, patch 4 on 32x32x3, 10 classes),
-batch 64, Adam, pre-norm blocks with a fused qkv projection, on the CPU with
-the same thread count. Prints seconds per step.
-usage: python3 benches/train_step_torch.py [THREADS]   (default: all cores)"""
+"""The training step of benches/train_step.rs and examples/train_step.rs in
+PyTorch: the same ViT (pre-norm blocks with a fused qkv projection, class
+token, 10 classes), Adam, fp32 (TF32 off on CUDA), random inputs. Prints
+seconds per step.
+usage: python3 benches/train_step_torch.py [THREADS] [--model NAME]
+       [--batch B] [--device cpu|cuda] [--steps N]
+(defaults: all cores, vit-small-32, 64, cpu, 10)"""
+import argparse
 import os
-import sys
 import time
 
 import torch
@@ -44,27 +46,51 @@ class Vit(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
+# sflam's `workload` configurations: (dim, depth, heads, mlp, patch, image).
+MODELS = {
+    "vit-small-32": (192, 6, 3, 768, 4, 32),
+    "vit-tiny-32": (64, 4, 4, 128, 4, 32),
+    "vit-b32": (768, 12, 12, 3072, 32, 224),
+    "vit-b16": (768, 12, 12, 3072, 16, 224),
+    "vit-s32": (384, 12, 6, 1536, 32, 224),
+    "vit-ti16": (192, 12, 3, 768, 16, 224),
+}
+
+
 def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else os.cpu_count()
-    torch.set_num_threads(threads)
+    p = argparse.ArgumentParser()
+    p.add_argument("threads", nargs="?", type=int, default=os.cpu_count())
+    p.add_argument("--model", default="vit-small-32", choices=sorted(MODELS))
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--steps", type=int, default=10)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
-    model = Vit()
+    dim, depth, heads, mlp, patch, image = MODELS[a.model]
+    dev = torch.device(a.device)
+    model = Vit(dim, depth, heads, mlp, patch, image).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = torch.randn(64, 3, 32, 32), torch.arange(64) % 10
+    x, y = torch.randn(a.batch, 3, image, image, device=dev), (torch.arange(a.batch) % 10).to(dev)
 
     def step():
         opt.zero_grad()
         loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+        # The loss back on the host, as sflam's step reads it.
+        return loss.item()
 
     for _ in range(3):
         step()
-    n, t = 10, time.perf_counter()
-    for _ in range(n):
+    t = time.perf_counter()
+    for _ in range(a.steps):
         step()
-    dt = (time.perf_counter() - t) / n
-    print(f"pytorch {torch.__version__}, {threads} threads: {dt:.3f} s/step")
+    dt = (time.perf_counter() - t) / a.steps
+    where = f"{a.threads} threads" if a.device == "cpu" else torch.cuda.get_device_name()
+    print(f"pytorch {torch.__version__} {a.device} ({where}), {a.model}, batch {a.batch}: {dt:.4f} s/step")
 
 
 if __name__ == "__main__":

@@ -1,41 +1,78 @@
-//! Times the training step of `benches/train_step.rs` without criterion:
-//! `cargo run --release --example train_step [STEPS] [MODEL] [MICRO_BATCHES]`
-//! (defaults 10, vit-small-32, 2); prints s/step.
-//! Used for profiling (`perf record`) and quick comparisons with
-//! `python3 benches/train_step_torch.py`.
+//! Times the training step of `benches/train_step.rs` (forward, loss,
+//! backward, Adam update of the whole split ViT) without criterion, on any
+//! backend, model and batch:
+//! `cargo run --release --example train_step -- [--steps N] [--model NAME]
+//! [--batch B] [--micro M] [--backend flex|wgpu] [--gpu-index I]`
+//! (defaults 10, vit-small-32, 64, 1, flex, 0); prints s/step.
+//! `benches/train_step_compare.sh` runs it beside
+//! `benches/train_step_torch.py` (the same step in PyTorch) in one sitting.
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::AdamConfig;
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use clap::Parser;
 use sflam::train::model::SplitVit;
 use sflam::train::training::whole_step;
+use sflam::train::{BackendKind, backend_device};
 
-fn main() {
+#[derive(Parser)]
+struct Args {
+    /// Timed steps, after 2 untimed ones.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// A `sflam workload` model name.
+    #[arg(long, default_value = "vit-small-32")]
+    model: String,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Parts the batch's gradient is computed in, in parallel (`training.micro_batches`).
+    #[arg(long, default_value_t = 1)]
+    micro: usize,
+    /// `training.backend`: flex, or wgpu (cargo feature `gpu`).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// `training.gpu_index`.
+    #[arg(long, default_value_t = 0)]
+    gpu_index: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
     sflam::train::tune_allocator();
-    let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let name = std::env::args().nth(2).unwrap_or_else(|| "vit-small-32".into());
-    let micro: usize = std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let vit = sflam::workload::vit_config(&name).expect("a workload model name");
-    let device = Device::flex().autodiff();
+    let vit = sflam::workload::vit_config(&a.model).ok_or_else(|| anyhow::anyhow!("unknown model {:?}", a.model))?;
+    let kind = match a.backend.as_str() {
+        "flex" => BackendKind::Flex,
+        "wgpu" => BackendKind::Wgpu,
+        other => anyhow::bail!("--backend {other:?}: flex or wgpu"),
+    };
+    let device = backend_device(kind, a.gpu_index)?.autodiff();
     let mut model = SplitVit::new(vit, &device);
     let mut opt = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let x = Tensor::<4>::random([64, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..64).map(|i| (i % 10) as i64).collect(), [64]), &device);
-    let mut step = || {
-        let loss;
-        (model, loss) = whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), micro).unwrap();
-        loss
+    let b = a.batch;
+    let x = Tensor::<4>::random([b, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new((0..b).map(|i| (i % 10) as i64).collect(), [b]), &device);
+    // whole_step reads the loss back to the host: each step ends synchronized.
+    let mut step = || -> anyhow::Result<()> {
+        (model, _) = whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), a.micro)?;
+        Ok(())
     };
     for _ in 0..2 {
-        step();
+        step()?;
     }
     let t = std::time::Instant::now();
-    for _ in 0..steps {
-        step();
+    for _ in 0..a.steps {
+        step()?;
     }
+    let threads = sflam::config::threads_or_all_cores(0);
     println!(
-        "{name}, {micro} micro-batches: {:.3} s/step over {steps} steps",
-        t.elapsed().as_secs_f64() / steps as f64
+        "sflam {} ({threads} threads), {}, batch {b}, micro {}: {:.4} s/step over {} steps",
+        a.backend,
+        a.model,
+        a.micro,
+        t.elapsed().as_secs_f64() / a.steps as f64,
+        a.steps
     );
+    Ok(())
 }

@@ -5,4 +5,5 @@
 
 mod cli;
 mod cosim;
+mod gpu;
 mod training;

@@ -278,6 +278,77 @@ fn a_resumed_run_reaches_the_identical_result() {
     assert!(err.contains("another scenario"), "{err}");
 }
 
+/// `optimizer_state = "keep"`: a device's momentum carries from one of its
+/// rounds to the next (plain SGD has none to carry), costs 4 B a parameter
+/// a half, and survives a checkpoint and resume, for split and whole-model
+/// frameworks.
+#[test]
+fn kept_optimizer_state_carries_between_a_devices_rounds() {
+    let reset = trainer(&scenario("momentum = 0.9\n"));
+    let keep = trainer(&scenario("momentum = 0.9\noptimizer_state = \"keep\"\n"));
+    let start = reset.initial_params();
+    // Round 0: nothing kept yet, the same update.
+    let (r0, k0) =
+        (reset.split_update(&start, 3, 0, Some(8)).unwrap(), keep.split_update(&start, 3, 0, Some(8)).unwrap());
+    assert_eq!(r0.params, k0.params);
+    // The kept state: SGD momentum, one f32 a parameter, for each half.
+    let kept = keep.kept_optimizers();
+    let halves: Vec<_> = kept.iter().map(|(k, _)| *k).collect();
+    use sflam::train::training::Half;
+    assert_eq!(halves, [(3, Half::Device), (3, Half::Server)]);
+    for ((_, half), bytes) in &kept {
+        let n = if *half == Half::Device { start.device.len() } else { start.server.len() };
+        assert!(
+            bytes.len() >= 4 * n && bytes.len() <= 4 * n + 64 * 1024,
+            "{half:?}: {} B for {n} parameters",
+            bytes.len()
+        );
+    }
+    // Round 1 from the same start: the kept momentum moves it elsewhere.
+    let (r1, k1) =
+        (reset.split_update(&start, 3, 1, Some(8)).unwrap(), keep.split_update(&start, 3, 1, Some(8)).unwrap());
+    assert_ne!(r1.params, k1.params);
+    // Another device has nothing kept.
+    assert_eq!(
+        reset.split_update(&start, 4, 1, Some(8)).unwrap().params,
+        keep.split_update(&start, 4, 1, Some(8)).unwrap().params
+    );
+    // Plain SGD keeps no state: keep = reset.
+    let plain_r = trainer(&scenario("momentum = 0.0\n"));
+    let plain_k = trainer(&scenario("momentum = 0.0\noptimizer_state = \"keep\"\n"));
+    for round in 0..2 {
+        assert_eq!(
+            plain_r.whole_update(&start, 1, round).unwrap().params,
+            plain_k.whole_update(&start, 1, round).unwrap().params
+        );
+    }
+    // Checkpointed and resumed: the identical result, and different from reset's.
+    for fw in ["sflam", "fl"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = scenario(&format!(
+            "framework = \"{fw}\"\nmomentum = 0.9\noptimizer_state = \"keep\"\ncheckpoint_every = 1\n"
+        ));
+        s.run.rounds = 4;
+        s.devices.count = 5;
+        let whole = sflam::train::train_to_dir(&s, &dir.path().join("whole"), &Default::default()).unwrap();
+        let part = dir.path().join("part");
+        let stop = sflam::train::TrainOptions { stop_after: Some(2), ..Default::default() };
+        sflam::train::train_to_dir(&s, &part, &stop).unwrap();
+        let saved = std::fs::read_dir(part.join("checkpoints/round-00002")).unwrap().flatten();
+        assert!(
+            saved.map(|e| e.file_name().to_string_lossy().into_owned()).any(|n| n.starts_with("optimizer-")),
+            "{fw}"
+        );
+        let resume = sflam::train::TrainOptions { resume: true, ..Default::default() };
+        let resumed = sflam::train::train_to_dir(&s, &part, &resume).unwrap();
+        assert_eq!(whole.state, resumed.state, "{fw}");
+        let mut r = s.clone();
+        r.training.optimizer_state = sflam::train::OptimizerState::Reset;
+        let reset = sflam::train::train_to_dir(&r, &dir.path().join("reset"), &Default::default()).unwrap();
+        assert_ne!(whole.state, reset.state, "{fw}");
+    }
+}
+
 /// A job killed between a checkpoint's files (after the model, before the
 /// progress file) resumes from the checkpoint before it and reaches the
 /// identical result. `ll` keeps a model per device, so it has the most
@@ -526,7 +597,7 @@ fn reference_file(name: &str) -> std::path::PathBuf {
 fn timm_reference_logits() {
     use burn::tensor::{Tensor, TensorData};
     let (cfg, shape, input, want) = timm_reference();
-    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex).unwrap();
+    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex, 0).unwrap();
     for (file, prefix) in [("timm_vit.safetensors", None), ("timm_vit_wrapped.safetensors", Some("module."))] {
         let mut m = sflam::train::model::SplitVit::new(&cfg, &device);
         let rep = sflam::train::import::load_timm(&mut m, &reference_file(file)).unwrap();
@@ -553,7 +624,7 @@ type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
 #[test]
 fn timm_import_is_strict() {
     let (cfg, _, _, _) = timm_reference();
-    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex).unwrap();
+    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex, 0).unwrap();
     let bytes = std::fs::read(reference_file("timm_vit.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -735,7 +806,7 @@ fn timm_checkpoint_resampled_to_another_image_size() {
         }
     };
     let big = sflam::workload::VitConfig { image: r["image"].as_u64().unwrap() as usize, ..cfg.clone() };
-    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex).unwrap();
+    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex, 0).unwrap();
     let mut m = sflam::train::model::SplitVit::new(&big, &device);
     let rep = sflam::train::import::load_timm(&mut m, &reference_file("timm_vit.safetensors")).unwrap();
     assert_eq!(rep.resampled.len(), 1, "{rep:?}");

@@ -10,7 +10,7 @@ use crate::config::Scenario;
 use crate::engine::{DecisionHook, Engine, Ev, Learner, RoundHook};
 use crate::error::{Error, Result};
 use crate::sim::Kernel;
-use crate::trace::{ParquetSink, RoundRow, Summary, TraceSink};
+use crate::trace::{ParquetSink, RoundRow, Summary, TraceSink, TrainingThroughput};
 use crate::units::SimTime;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +72,7 @@ pub fn simulate(
     let allocator = build_plan(plan, &s.allocator);
     let mut kernel: Kernel<Ev> = Kernel::new();
     let training_init = learner.as_ref().and_then(|l| l.init_report());
-    let (totals, time_p, energy_p) = {
+    let (totals, time_p, energy_p, training) = {
         let mut engine = Engine::new(s, allocator, sink)?;
         engine.on_decision = on_decision.take();
         engine.on_round = on_round.take();
@@ -92,7 +92,8 @@ pub fn simulate(
                 detail: format!("the kernel drained after {} of {} rounds", t.rounds_done, s.run.rounds),
             });
         }
-        (t, engine.summary().time_percentiles(), engine.summary().energy_percentiles())
+        let training = engine.learner.as_ref().map(|l| TrainingThroughput::new(l.local_steps(), engine.learner_wall_s));
+        (t, engine.summary().time_percentiles(), engine.summary().energy_percentiles(), training)
     };
     sink.finish()?;
     Ok(Summary {
@@ -103,6 +104,7 @@ pub fn simulate(
         timing_model: s.model.timing.clone(),
         trained_model: s.training.enabled.then(|| s.training.model.clone()),
         training_init,
+        training,
         framework: s.training.framework.as_str(),
         allocator: plan.name(),
         allocator_configured: s.allocator.name.as_str(),

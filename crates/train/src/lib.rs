@@ -27,7 +27,7 @@ pub mod wire;
 // The core's modules, as this crate sees them.
 pub(crate) use sflam_core::{config, device, engine, error, quant, sim, trace, workload};
 
-pub use crate::config::{BackendKind, LrSchedule, OptimizerKind};
+pub use crate::config::{BackendKind, LrSchedule, OptimizerKind, OptimizerState};
 pub use framework::{Framework, ModelState, RoundStats, Work, framework};
 pub use training::{Eval, Params, Trainer, backend_device};
 
@@ -71,6 +71,8 @@ pub struct TrainSettings {
     /// Passes over a device's own data per round; 0 = `iterations` [1].
     pub local_epochs: u32,
     pub optimizer: OptimizerKind,
+    /// Fresh optimizer state every local update, or kept per device.
+    pub optimizer_state: OptimizerState,
     /// Learning rate [1].
     pub lr: f64,
     /// SGD momentum [1].
@@ -87,6 +89,8 @@ pub struct TrainSettings {
     /// Worker threads; 0 = all cores [1].
     pub threads: usize,
     pub backend: BackendKind,
+    /// The discrete GPU of `backend = "wgpu"` [1].
+    pub gpu_index: usize,
 }
 
 impl TrainSettings {
@@ -100,6 +104,7 @@ impl TrainSettings {
             iterations: s.run.iterations,
             local_epochs: t.local_epochs,
             optimizer: t.optimizer,
+            optimizer_state: t.optimizer_state,
             lr: t.lr,
             momentum: t.momentum,
             lr_schedule: t.lr_schedule,
@@ -109,6 +114,7 @@ impl TrainSettings {
             eval_samples: t.eval_samples,
             threads: s.run.threads,
             backend: t.backend,
+            gpu_index: t.gpu_index,
         }
     }
 }
@@ -255,6 +261,11 @@ fn save_checkpoint(t: &Trainer, out: &Path, state: &ModelState, p: &Progress, cr
     for (d, p) in &state.local {
         t.save(p, &dir.join(format!("local-{d}.bpk")))?;
     }
+    // Kept optimizer states (`optimizer_state = "keep"`), Burn's records.
+    for ((d, half), bytes) in t.kept_optimizers() {
+        let path = dir.join(format!("optimizer-{d}-{}.bpk", half.name()));
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+    }
     if crash {
         return Err(Error::failure("checkpoint", "fault injected before progress.json"));
     }
@@ -314,6 +325,18 @@ fn load_checkpoint(t: &Trainer, out: &Path, scenario: &str) -> Result<(ModelStat
     for (d, path) in locals {
         state.local.insert(d, t.load(&path)?);
     }
+    let mut kept = Vec::new();
+    for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(key) = name.strip_prefix("optimizer-").and_then(|n| n.strip_suffix(".bpk")) else { continue };
+        let parsed = key.split_once('-').and_then(|(d, h)| Some((d.parse::<u32>().ok()?, training::Half::named(h)?)));
+        let key = parsed.ok_or_else(|| {
+            Error::Input(format!("{}: not an optimizer state's name (optimizer-DEVICE-HALF.bpk)", e.path().display()))
+        })?;
+        kept.push((key, std::fs::read(e.path()).map_err(|err| Error::io(e.path(), err))?));
+    }
+    kept.sort_by_key(|(key, _)| *key);
+    t.set_kept_optimizers(kept);
     Ok((state, p))
 }
 
@@ -430,6 +453,8 @@ pub struct CoLearner {
     eval_every: u32,
     rounds: u32,
     import: Option<import::ImportReport>,
+    /// Local iterations run so far, over participants [1].
+    steps: u64,
 }
 
 impl CoLearner {
@@ -443,6 +468,7 @@ impl CoLearner {
             import,
             eval_every: s.training.eval_every,
             rounds: s.run.rounds,
+            steps: 0,
         })
     }
 }
@@ -456,6 +482,7 @@ impl crate::engine::Learner for CoLearner {
     fn round(&mut self, round: u32, finished: &[(crate::device::DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)> {
         let work: Vec<Work> = finished.iter().map(|&(d, bits)| Work { device: d.0, bits }).collect();
         let stats = self.fw.round(&self.trainer, &mut self.state, round, &work)?;
+        self.steps += work.iter().map(|w| self.trainer.iterations_of(w.device) as u64).sum::<u64>();
         let last = round + 1 == self.rounds;
         let acc = if (round + 1).is_multiple_of(self.eval_every) || last {
             Some(self.fw.evaluate(&self.trainer, &self.state)?.accuracy)
@@ -467,5 +494,9 @@ impl crate::engine::Learner for CoLearner {
 
     fn init_report(&self) -> Option<serde_json::Value> {
         self.import.as_ref().and_then(|r| serde_json::to_value(r).ok())
+    }
+
+    fn local_steps(&self) -> u64 {
+        self.steps
     }
 }

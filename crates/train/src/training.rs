@@ -13,7 +13,7 @@ use super::data::{Dataset, dirichlet_partition};
 use super::model::{DeviceModel, ServerModel};
 use super::params::{load_flat, to_flat};
 use super::wire;
-use super::{OptimizerKind, TrainSettings};
+use super::{OptimizerKind, OptimizerState, TrainSettings};
 use crate::config::BackendKind;
 use crate::error::{Error, Result};
 use crate::sim::rng::{derive_seed, stream};
@@ -27,6 +27,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 /// A model's parameters, split at the cut layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +67,37 @@ pub struct Trainer {
     device_template: DeviceModel,
     server_template: ServerModel,
     pool: rayon::ThreadPool,
+    /// `optimizer_state = "keep"`: each device's optimizer state per half,
+    /// as Burn's serialized record, on the host [B].
+    kept: std::sync::Mutex<BTreeMap<(u32, Half), Vec<u8>>>,
+}
+
+/// Which model an optimizer state belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Half {
+    /// The device side of a split update.
+    Device = 0,
+    /// The server side of a split update (the server keeps it per device).
+    Server = 1,
+    /// The whole model of a whole-model update (`fl`, `ll`).
+    Whole = 2,
+}
+
+impl Half {
+    const ALL: [Half; 3] = [Half::Device, Half::Server, Half::Whole];
+
+    /// Its name in checkpoint files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Half::Device => "device",
+            Half::Server => "server",
+            Half::Whole => "whole",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Half> {
+        Half::ALL.into_iter().find(|h| h.name() == name)
+    }
 }
 
 impl Trainer {
@@ -89,16 +121,31 @@ impl Trainer {
         let vit = VitConfig { classes: train.classes, ..vit.clone() };
         let mut rng = stream(settings.seed, "partition", 0);
         let parts = dirichlet_partition(&train, devices, settings.alpha, settings.min_samples, &mut rng)?;
-        let plain = backend_device(settings.backend)?;
+        let plain = backend_device(settings.backend, settings.gpu_index)?;
         let grad = plain.clone().autodiff();
-        let device_template = DeviceModel::new(&vit, &grad);
-        let server_template = ServerModel::new(&vit, &grad);
+        // Parameter ids numbered in module order instead of Burn's random
+        // ones: optimizer records are keyed by them, and a kept state must
+        // find its parameters again in a resumed process.
+        let device_template = number_params(DeviceModel::new(&vit, &grad), 1);
+        let server_template = number_params(ServerModel::new(&vit, &grad), 1 << 32);
         let threads = sflam_core::config::threads_or_all_cores(settings.threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .map_err(|e| Error::failure(format!("a pool of run.threads = {threads} worker threads"), e))?;
-        Ok(Trainer { vit, settings, train, test, parts, plain, grad, device_template, server_template, pool })
+        Ok(Trainer {
+            vit,
+            settings,
+            train,
+            test,
+            parts,
+            plain,
+            grad,
+            device_template,
+            server_template,
+            pool,
+            kept: Default::default(),
+        })
     }
 
     /// The initial model: timm-style N(0, 0.02) weights, unit norms, zero
@@ -172,6 +219,47 @@ impl Trainer {
         }
     }
 
+    /// The optimizer of `device`'s `half`: fresh, or its kept state.
+    fn optimizer_of(&self, device: u32, half: Half) -> Result<ModuleOptimizer> {
+        if self.settings.optimizer_state == OptimizerState::Reset {
+            return Ok(self.optimizer());
+        }
+        let kept = self.kept.lock().map_err(|_| Error::failure("the kept optimizer states", "a lock was poisoned"))?;
+        match kept.get(&(device, half)) {
+            None => Ok(self.optimizer()),
+            Some(bytes) => self
+                .optimizer()
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.clone()))
+                .map_err(|e| Error::failure(format!("device {device}'s kept {half:?} optimizer state"), e)),
+        }
+    }
+
+    /// Keeps `opt` as `device`'s `half` state (`optimizer_state = "keep"`).
+    fn keep_optimizer(&self, device: u32, half: Half, opt: &ModuleOptimizer) -> Result<()> {
+        if self.settings.optimizer_state == OptimizerState::Reset {
+            return Ok(());
+        }
+        let bytes =
+            opt.into_bytes().map_err(|e| Error::failure(format!("device {device}'s {half:?} optimizer state"), e))?;
+        let mut kept =
+            self.kept.lock().map_err(|_| Error::failure("the kept optimizer states", "a lock was poisoned"))?;
+        kept.insert((device, half), bytes.to_vec());
+        Ok(())
+    }
+
+    /// Every kept optimizer state, in (device, half) order: what a
+    /// checkpoint saves.
+    pub fn kept_optimizers(&self) -> Vec<((u32, Half), Vec<u8>)> {
+        self.kept.lock().map(|k| k.iter().map(|(key, v)| (*key, v.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Replaces the kept optimizer states (a resumed checkpoint's).
+    pub fn set_kept_optimizers(&self, states: Vec<((u32, Half), Vec<u8>)>) {
+        if let Ok(mut k) = self.kept.lock() {
+            *k = states.into_iter().collect();
+        }
+    }
+
     /// The learning rate [1] of local iteration `it` of `round` for a
     /// device running `per` iterations a round (the schedule runs over each
     /// device's own steps).
@@ -194,11 +282,12 @@ impl Trainer {
     }
 
     /// One split local update of `device` in `round` from `start`, with its
-    /// activations sent at `bits` (None = fp32). A fresh optimizer per
-    /// update: clients keep no optimizer state between rounds.
+    /// activations sent at `bits` (None = fp32). Each half's optimizer is
+    /// fresh, or the device's kept state (`optimizer_state = "keep"`).
     pub fn split_update(&self, start: &Params, device: u32, round: u32, bits: Option<u32>) -> Result<LocalUpdate> {
         let (mut dm, mut sm) = self.models(start, &self.grad);
-        let (mut opt_d, mut opt_s) = (self.optimizer(), self.optimizer());
+        let (mut opt_d, mut opt_s) =
+            (self.optimizer_of(device, Half::Device)?, self.optimizer_of(device, Half::Server)?);
         let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
         let key = derive_seed(self.settings.seed, "wire") ^ ((round as u64) << 32 | device as u64);
         let (mut loss_sum, mut bytes) = (0.0, 0u64);
@@ -226,6 +315,8 @@ impl Trainer {
             let gp = GradientsParams::from_grads(grads, &dm);
             dm = opt_d.step(lr, dm, gp);
         }
+        self.keep_optimizer(device, Half::Device, &opt_d)?;
+        self.keep_optimizer(device, Half::Server, &opt_s)?;
         Ok(LocalUpdate {
             params: Params { device: to_flat(&dm), server: to_flat(&sm) },
             loss: loss_sum / batches.len().max(1) as f64,
@@ -237,7 +328,7 @@ impl Trainer {
     pub fn whole_update(&self, start: &Params, device: u32, round: u32) -> Result<LocalUpdate> {
         let (device_side, server_side) = self.models(start, &self.grad);
         let mut m = super::model::SplitVit { device_side, server_side };
-        let mut opt = self.optimizer();
+        let mut opt = self.optimizer_of(device, Half::Whole)?;
         let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
         let mut loss_sum = 0.0;
         let batches = self.batches(device, round);
@@ -248,6 +339,7 @@ impl Trainer {
             (m, loss) = whole_step(m, &mut opt, lr, &loss_fn, x, y, self.settings.micro_batches)?;
             loss_sum += loss;
         }
+        self.keep_optimizer(device, Half::Whole, &opt)?;
         Ok(LocalUpdate {
             params: Params { device: to_flat(&m.device_side), server: to_flat(&m.server_side) },
             loss: loss_sum / batches.len().max(1) as f64,
@@ -372,8 +464,9 @@ fn finite_scalar(t: &Tensor<1>, checkpoint: &'static str) -> Result<f64> {
     }
 }
 
-/// The Burn device of a backend, or why it is not in this build.
-pub fn backend_device(kind: BackendKind) -> Result<burn::tensor::Device> {
+/// The Burn device of a backend, or why it is not in this build or on
+/// this machine. `gpu_index` picks the discrete GPU of `"wgpu"`.
+pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tensor::Device> {
     match kind {
         BackendKind::Flex => Ok(burn::tensor::Device::flex()),
         // Deprecated upstream; kept opt-in because users asked for it.
@@ -386,7 +479,73 @@ pub fn backend_device(kind: BackendKind) -> Result<burn::tensor::Device> {
              rebuild with `cargo build --release --features ndarray`, or use \"flex\""
                 .into(),
         )),
+        #[cfg(feature = "gpu")]
+        BackendKind::Wgpu => gpu_device(gpu_index),
+        #[cfg(not(feature = "gpu"))]
+        BackendKind::Wgpu => Err(Error::Input(format!(
+            "training.backend = \"wgpu\" (training.gpu_index = {gpu_index}): this build has no GPU backend; \
+             rebuild with `cargo build --release --features gpu`, or use \"flex\""
+        ))),
     }
+}
+
+/// The Vulkan device of discrete GPU `index`, opened once here so that a
+/// machine without one (no driver, no Vulkan loader, no such index) is a
+/// clear error instead of a panic deep inside the first training step:
+/// Burn's wgpu runtime opens its device lazily and panics when it cannot.
+#[cfg(feature = "gpu")]
+fn gpu_device(index: usize) -> Result<burn::tensor::Device> {
+    use burn::tensor::DeviceKind;
+    let device = burn::tensor::Device::vulkan(DeviceKind::DiscreteGpu(index));
+    let probe = device.clone();
+    // The probe's panics (the runtime's own thread's first, then this
+    // thread's) are the expected answer on such a machine: their messages
+    // are kept for the error instead of printed, then the hook is restored.
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let hook = std::panic::take_hook();
+    let sink = said.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        if let Ok(mut v) = sink.lock() {
+            v.push(msg);
+        }
+    }));
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        Tensor::<1>::ones([1], &probe).into_scalar::<f32>()
+    }));
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(1.0) => Ok(device),
+        Ok(v) => Err(Error::failure(
+            format!("training.backend = \"wgpu\": discrete GPU {index} answered {v} for 1.0"),
+            "the GPU backend computed a wrong value",
+        )),
+        Err(_) => {
+            let said = said.lock().map(|v| v.join("; ")).unwrap_or_default();
+            Err(Error::Input(format!(
+                "training.backend = \"wgpu\": no Vulkan discrete GPU {index} on this machine \
+                 (training.gpu_index = {index}; is a Vulkan driver and loader installed?): {said}"
+            )))
+        }
+    }
+}
+
+/// Gives `m`'s parameters the ids first, first + 1, ... in module order.
+fn number_params<M: Module>(m: M, first: u64) -> M {
+    struct Number(u64);
+    impl ModuleMapper for Number {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (_, value, mapper) = param.consume();
+            self.0 += 1;
+            Param::from_mapped_value(burn::module::ParamId::from(self.0 - 1), value, mapper)
+        }
+    }
+    m.map(&mut Number(first))
 }
 
 /// Sets every float parameter by its name: `gamma` (norm scale) to 1,

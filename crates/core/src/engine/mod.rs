@@ -59,6 +59,11 @@ pub trait Learner {
     fn init_report(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Local training iterations run so far, summed over participants
+    /// (participant-steps) [1].
+    fn local_steps(&self) -> u64 {
+        0
+    }
 }
 
 /// Kernel events. Small and `Copy`: payloads live in tables.
@@ -129,6 +134,9 @@ pub struct Engine<'s> {
     pub on_round: Option<RoundHook<'s>>,
     /// Real training of each round's finished participants (co-simulation).
     pub learner: Option<Box<dyn Learner + 's>>,
+    /// Wall-clock time spent in the learner's rounds [s] (not part of the
+    /// deterministic result).
+    pub learner_wall_s: f64,
     /// Per-device class counts for the devices table (when training).
     class_counts: Vec<Vec<u32>>,
 
@@ -169,6 +177,7 @@ impl<'s> Engine<'s> {
             on_decision: None,
             on_round: None,
             learner: None,
+            learner_wall_s: 0.0,
             class_counts: Vec::new(),
             round: 0,
             round_start: SimTime::ZERO,
@@ -449,7 +458,10 @@ impl<'s> Engine<'s> {
                     .map(|p| (p.dev, p.bits))
                     .collect();
                 done.sort_unstable();
-                l.round(r, &done)?
+                let wall = std::time::Instant::now();
+                let out = l.round(r, &done)?;
+                self.learner_wall_s += wall.elapsed().as_secs_f64();
+                out
             }
             None => (None, None),
         };

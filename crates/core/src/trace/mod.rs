@@ -7,7 +7,7 @@ mod summary;
 
 pub use columns::{ColumnSet, Row};
 pub use parquet::ParquetSink;
-pub use summary::{Summary, SummaryBuilder};
+pub use summary::{Summary, SummaryBuilder, TrainingThroughput};
 
 use crate::error::Result;
 use serde::Serialize;

@@ -28,6 +28,9 @@ pub struct Summary {
     /// missing, unused), when the run trains from a checkpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training_init: Option<serde_json::Value>,
+    /// The learning half's throughput, when the run trains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingThroughput>,
     /// The learning framework whose network behaviour was simulated.
     pub framework: &'static str,
     /// The allocator that planned the rounds (the framework's plan:
@@ -54,6 +57,26 @@ pub struct Summary {
     pub device_round_energy_j: Percentiles,
     /// Wall-clock time of the run [s] (not part of the deterministic result).
     pub wall_s: f64,
+}
+
+/// How fast the co-simulation trained: participant-steps (one local
+/// iteration of one participant) against the wall time spent training and
+/// evaluating. The step count is part of the deterministic result, the
+/// times are not.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TrainingThroughput {
+    /// Local iterations run, summed over participants and rounds [1].
+    pub steps: u64,
+    /// Wall-clock time in the learner (training and evaluation) [s].
+    pub wall_s: f64,
+    /// steps / wall_s [1/s].
+    pub steps_per_s: f64,
+}
+
+impl TrainingThroughput {
+    pub fn new(steps: u64, wall_s: f64) -> TrainingThroughput {
+        TrainingThroughput { steps, wall_s, steps_per_s: if wall_s > 0.0 { steps as f64 / wall_s } else { 0.0 } }
+    }
 }
 
 /// Collects the histograms while the run goes.

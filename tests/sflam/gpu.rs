@@ -1,0 +1,154 @@
+//! The GPU backend (`training.backend = "wgpu"`, cargo feature `gpu`).
+//! Without the feature, asking for it is a clear error. With it, the tests
+//! below run on the machine's first discrete GPU and are skipped, with the
+//! reason printed, where there is none (CI never has one).
+//!
+//! The reference for the GPU is the CPU (flex): the same scenario, seed and
+//! start. Float sums run in other orders on the GPU, so results agree
+//! within a tolerance, not bit for bit (README, "Training on a GPU").
+
+use sflam::config::{Scenario, load_scenario_str};
+use std::path::Path;
+
+/// A small training scenario on synthetic data on `backend`.
+fn scenario(backend: &str, extra: &str) -> Scenario {
+    let text = format!(
+        "[run]\nname = \"t\"\nseed = 5\nrounds = 2\niterations = 2\nthreads = 1\n\
+         [devices]\ncount = 6\n\
+         [training]\ndataset = \"synthetic\"\nmodel = \"vit-tiny-28\"\nparticipants = 3\nbatch = 16\n\
+         eval_samples = 256\nmin_samples = 20\nlr = 0.05\nbackend = \"{backend}\"\n{extra}"
+    );
+    load_scenario_str(&text, Path::new("<test>"), &[]).unwrap()
+}
+
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn wgpu_without_the_feature_is_a_clear_error() {
+    let err = sflam::train::trainer_of(&scenario("wgpu", "")).err().expect("no GPU backend in this build");
+    assert_eq!(err.exit_code(), 2);
+    let msg = err.to_string();
+    assert!(msg.contains("training.backend") && msg.contains("--features gpu"), "{msg}");
+}
+
+#[cfg(feature = "gpu")]
+mod on_the_gpu {
+    use super::scenario;
+    use burn::tensor::{Tensor, TensorData};
+    use sflam::train::{BackendKind, Trainer, backend_device};
+
+    /// The GPU's trainer, or None (and why, printed) on a machine without one.
+    fn gpu_trainer(extra: &str) -> Option<Trainer> {
+        match sflam::train::trainer_of(&scenario("wgpu", extra)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let msg = e.to_string();
+                // No GPU is the one reason to skip, and it must say so.
+                assert!(msg.contains("training.backend = \"wgpu\"") && msg.contains("gpu_index"), "{msg}");
+                eprintln!("skipped: {msg}");
+                None
+            }
+        }
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn a_missing_gpu_index_is_a_clear_error() {
+        if gpu_trainer("").is_none() {
+            return;
+        }
+        let err = backend_device(BackendKind::Wgpu, 97).expect_err("no 98th discrete GPU");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("gpu_index = 97"), "{err}");
+    }
+
+    /// One split update at fp32 and at 4 bits, and one whole-model update,
+    /// on the GPU against the CPU from the same start.
+    #[test]
+    fn gpu_updates_match_the_cpu() {
+        let Some(gpu) = gpu_trainer("momentum = 0.0\n") else { return };
+        let cpu = sflam::train::trainer_of(&scenario("flex", "momentum = 0.0\n")).unwrap();
+        let start = cpu.initial_params();
+        assert_eq!(start, gpu.initial_params(), "the start is drawn on the host");
+        for (what, bits) in [("split fp32", None), ("split 4-bit", Some(4))] {
+            let c = cpu.split_update(&start, 1, 0, bits).unwrap();
+            let g = gpu.split_update(&start, 1, 0, bits).unwrap();
+            let (dd, ds) =
+                (max_abs_diff(&c.params.device, &g.params.device), max_abs_diff(&c.params.server, &g.params.server));
+            let moved = max_abs_diff(&c.params.server, &start.server);
+            eprintln!(
+                "{what}: loss cpu {} gpu {}, max |dw| device {dd:e} server {ds:e} (update {moved:e})",
+                c.loss, g.loss
+            );
+            assert_eq!(c.wire_bytes, g.wire_bytes, "{what}: bytes on the wire");
+            assert!((c.loss - g.loss).abs() <= 1e-4 * c.loss.abs(), "{what}: loss {} vs {}", c.loss, g.loss);
+            // fp32 sums in other orders: 1e-5 of an update that moves
+            // weights by about 1e-2. At 4 bits the stochastic rounding can
+            // put an element whose GPU value differs in its last bits one
+            // level away, which moves the update by far less than a step.
+            let tol = if bits.is_none() { 1e-5 } else { 1e-4 };
+            assert!(dd <= tol && ds <= tol, "{what}: weights differ by {dd:e} / {ds:e} (tolerance {tol:e})");
+            assert!(moved > 100.0 * tol, "{what}: the update must move the weights ({moved:e})");
+        }
+        let c = cpu.whole_update(&start, 2, 1).unwrap();
+        let g = gpu.whole_update(&start, 2, 1).unwrap();
+        let d = max_abs_diff(&c.params.server, &g.params.server).max(max_abs_diff(&c.params.device, &g.params.device));
+        eprintln!("whole: loss cpu {} gpu {}, max |dw| {d:e}", c.loss, g.loss);
+        assert!((c.loss - g.loss).abs() <= 1e-4 * c.loss.abs() && d <= 1e-5);
+        let (ec, eg) = (cpu.evaluate(&c.params).unwrap(), gpu.evaluate(&c.params).unwrap());
+        eprintln!("evaluation: cpu {ec:?} gpu {eg:?}");
+        assert!((ec.loss - eg.loss).abs() <= 1e-4 * ec.loss && (ec.accuracy - eg.accuracy).abs() <= 1.0 / 256.0);
+    }
+
+    /// The cut layer's round trip from GPU memory: what arrives is the
+    /// host quantizer's output for the GPU's activations, byte for byte,
+    /// and the gradient passes it straight through to the device side.
+    #[test]
+    fn the_cut_layer_round_trip_from_the_gpu() {
+        if gpu_trainer("").is_none() {
+            return;
+        }
+        let dev = backend_device(BackendKind::Wgpu, 0).unwrap().autodiff();
+        let (b, t, d) = (4usize, 5usize, 8usize);
+        let n = b * t * d;
+        let xs: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+        let x = Tensor::<3>::from_data(TensorData::new(xs.clone(), [b, t, d]), &dev).require_grad();
+        let act = x.clone().mul_scalar(2.0);
+        let sent = sflam::train::wire::send(&act, Some(6), 1234, &dev).unwrap();
+        let host: Vec<f32> = xs.iter().map(|v| v * 2.0).collect();
+        let bytes = sflam::quant::quantize_pack(&host, 6, 1234).unwrap();
+        let want = sflam::quant::unpack(&bytes, n, 6).unwrap();
+        assert_eq!(sent.wire_bytes, bytes.len() as u64);
+        assert_eq!(sent.input.to_data().convert::<f32>().as_slice::<f32>().unwrap(), &want[..]);
+        // Server loss sum(w * received): its cut gradient is w; the device
+        // side's surrogate sum(act * w) then gives dL/dx = 2w.
+        let ws: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+        let w = Tensor::<3>::from_data(TensorData::new(ws.clone(), [b, t, d]), &dev);
+        let mut grads = (sent.input.clone() * w.clone()).sum().backward();
+        let cut = sent.input.grad_remove(&mut grads).expect("a cut gradient");
+        assert_eq!(cut.to_data().convert::<f32>().as_slice::<f32>().unwrap(), &ws[..]);
+        let g = Tensor::<3>::from_data(cut.into_data(), &dev);
+        let grads = (act * g).sum().backward();
+        let dx = x.grad(&grads).expect("a device-side gradient");
+        let dx = dx.to_data().convert::<f32>();
+        let want: Vec<f32> = ws.iter().map(|w| 2.0 * w).collect();
+        assert_eq!(dx.as_slice::<f32>().unwrap(), &want[..]);
+    }
+
+    /// What holds on one machine: the same seed gives the same update twice
+    /// in one process (the kernels chosen by autotuning are cached for the
+    /// process). Across processes, the README states what to expect.
+    #[test]
+    fn the_same_seed_twice_on_one_gpu() {
+        let Some(gpu) = gpu_trainer("") else { return };
+        let start = gpu.initial_params();
+        let a = gpu.split_update(&start, 0, 0, Some(8)).unwrap();
+        let b = gpu.split_update(&start, 0, 0, Some(8)).unwrap();
+        let d = max_abs_diff(&a.params.server, &b.params.server).max(max_abs_diff(&a.params.device, &b.params.device));
+        eprintln!("same seed twice: max |dw| {d:e}");
+        assert!(d <= 1e-6, "{d:e}");
+    }
+}

@@ -29,7 +29,7 @@ struct Args {
     /// Parts the batch's gradient is computed in, in parallel (`training.micro_batches`).
     #[arg(long, default_value_t = 1)]
     micro: usize,
-    /// `training.backend`: flex, or wgpu (cargo feature `gpu`).
+    /// `training.backend`: flex, wgpu (cargo feature `gpu`) or ndarray (feature `ndarray`).
     #[arg(long, default_value = "flex")]
     backend: String,
     /// `training.gpu_index`.
@@ -41,11 +41,11 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     sflam::train::tune_allocator();
     let vit = sflam::workload::vit_config(&a.model).ok_or_else(|| anyhow::anyhow!("unknown model {:?}", a.model))?;
-    let kind = match a.backend.as_str() {
-        "flex" => BackendKind::Flex,
-        "wgpu" => BackendKind::Wgpu,
-        other => anyhow::bail!("--backend {other:?}: flex or wgpu"),
-    };
+    let kind = BackendKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.as_str() == a.backend)
+        .ok_or_else(|| anyhow::anyhow!("--backend {:?}: one of {:?}", a.backend, BackendKind::NAMES))?;
     let device = backend_device(kind, a.gpu_index)?.autodiff();
     let mut model = SplitVit::new(vit, &device);
     let mut opt = AdamConfig::new().init();

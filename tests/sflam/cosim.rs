@@ -77,7 +77,8 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
     s.run.mode = sflam::config::RoundMode::Deadline;
     s.run.deadline_s = 4.5;
     s.allocator.name = "fixed".parse().unwrap();
-    let sink = run(&s);
+    let mut sink = VecSink::default();
+    let summary = sflam::run::simulate(&s, &mut sink, None, None).unwrap();
     let fin = sink.device_rounds.iter().filter(|d| d.outcome == Outcome::Finished).count();
     let late = sink.device_rounds.iter().filter(|d| d.outcome == Outcome::Straggler).count();
     assert!(fin > 0 && late > 0, "want both finished ({fin}) and stragglers ({late})");
@@ -91,6 +92,16 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
 
     // Replay outside the simulation with the finished devices and their bits.
     let t = sflam::train::trainer_of(&s).unwrap();
+    // The summary's participant-steps are the trainer's iterations of exactly those devices.
+    let steps: u64 = sink
+        .device_rounds
+        .iter()
+        .filter(|d| d.outcome == Outcome::Finished)
+        .map(|d| t.iterations_of(d.device) as u64)
+        .sum();
+    let training = summary.training.expect("a training run reports its throughput");
+    assert_eq!(training.steps, steps);
+    assert!(training.wall_s > 0.0 && training.steps_per_s > 0.0);
     let fw = framework(s.training.framework);
     let mut state = ModelState { global: t.initial_params(), local: Default::default() };
     for r in &sink.rounds {

@@ -92,7 +92,8 @@ pub fn simulate(
                 detail: format!("the kernel drained after {} of {} rounds", t.rounds_done, s.run.rounds),
             });
         }
-        let training = engine.learner.as_ref().map(|l| TrainingThroughput::new(l.local_steps(), engine.learner_wall_s));
+        let training =
+            engine.learner.is_some().then(|| TrainingThroughput::new(engine.learner_steps, engine.learner_wall_s));
         (t, engine.summary().time_percentiles(), engine.summary().energy_percentiles(), training)
     };
     sink.finish()?;

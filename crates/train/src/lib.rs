@@ -312,28 +312,23 @@ fn load_checkpoint(t: &Trainer, out: &Path, scenario: &str) -> Result<(ModelStat
     }
     let dir = root.join(&p.dir);
     let mut state = ModelState { global: t.load(&dir.join("global.bpk"))?, local: Default::default() };
-    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut locals: Vec<(u32, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let d = name.strip_prefix("local-")?.strip_suffix(".bpk")?.parse().ok()?;
-            Some((d, e.path()))
-        })
-        .collect();
-    locals.sort();
-    for (d, path) in locals {
-        state.local.insert(d, t.load(&path)?);
-    }
-    let mut kept = Vec::new();
+    // One pass over the folder: per-device models and kept optimizer states.
+    let (mut locals, mut kept) = (Vec::<(u32, PathBuf)>::new(), Vec::new());
     for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(d) = name.strip_prefix("local-").and_then(|n| n.strip_suffix(".bpk")?.parse().ok()) {
+            locals.push((d, e.path()));
+        }
         let Some(key) = name.strip_prefix("optimizer-").and_then(|n| n.strip_suffix(".bpk")) else { continue };
         let parsed = key.split_once('-').and_then(|(d, h)| Some((d.parse::<u32>().ok()?, training::Half::named(h)?)));
         let key = parsed.ok_or_else(|| {
             Error::Input(format!("{}: not an optimizer state's name (optimizer-DEVICE-HALF.bpk)", e.path().display()))
         })?;
         kept.push((key, std::fs::read(e.path()).map_err(|err| Error::io(e.path(), err))?));
+    }
+    locals.sort();
+    for (d, path) in locals {
+        state.local.insert(d, t.load(&path)?);
     }
     kept.sort_by_key(|(key, _)| *key);
     t.set_kept_optimizers(kept);
@@ -453,8 +448,6 @@ pub struct CoLearner {
     eval_every: u32,
     rounds: u32,
     import: Option<import::ImportReport>,
-    /// Local iterations run so far, over participants [1].
-    steps: u64,
 }
 
 impl CoLearner {
@@ -468,7 +461,6 @@ impl CoLearner {
             import,
             eval_every: s.training.eval_every,
             rounds: s.run.rounds,
-            steps: 0,
         })
     }
 }
@@ -482,7 +474,6 @@ impl crate::engine::Learner for CoLearner {
     fn round(&mut self, round: u32, finished: &[(crate::device::DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)> {
         let work: Vec<Work> = finished.iter().map(|&(d, bits)| Work { device: d.0, bits }).collect();
         let stats = self.fw.round(&self.trainer, &mut self.state, round, &work)?;
-        self.steps += work.iter().map(|w| self.trainer.iterations_of(w.device) as u64).sum::<u64>();
         let last = round + 1 == self.rounds;
         let acc = if (round + 1).is_multiple_of(self.eval_every) || last {
             Some(self.fw.evaluate(&self.trainer, &self.state)?.accuracy)
@@ -494,9 +485,5 @@ impl crate::engine::Learner for CoLearner {
 
     fn init_report(&self) -> Option<serde_json::Value> {
         self.import.as_ref().and_then(|r| serde_json::to_value(r).ok())
-    }
-
-    fn local_steps(&self) -> u64 {
-        self.steps
     }
 }

@@ -224,8 +224,7 @@ impl Trainer {
         if self.settings.optimizer_state == OptimizerState::Reset {
             return Ok(self.optimizer());
         }
-        let kept = self.kept.lock().map_err(|_| Error::failure("the kept optimizer states", "a lock was poisoned"))?;
-        match kept.get(&(device, half)) {
+        match self.kept().get(&(device, half)) {
             None => Ok(self.optimizer()),
             Some(bytes) => self
                 .optimizer()
@@ -241,23 +240,26 @@ impl Trainer {
         }
         let bytes =
             opt.into_bytes().map_err(|e| Error::failure(format!("device {device}'s {half:?} optimizer state"), e))?;
-        let mut kept =
-            self.kept.lock().map_err(|_| Error::failure("the kept optimizer states", "a lock was poisoned"))?;
-        kept.insert((device, half), bytes.to_vec());
+        self.kept().insert((device, half), bytes.to_vec());
         Ok(())
     }
 
     /// Every kept optimizer state, in (device, half) order: what a
     /// checkpoint saves.
     pub fn kept_optimizers(&self) -> Vec<((u32, Half), Vec<u8>)> {
-        self.kept.lock().map(|k| k.iter().map(|(key, v)| (*key, v.clone())).collect()).unwrap_or_default()
+        self.kept().iter().map(|(key, v)| (*key, v.clone())).collect()
     }
 
     /// Replaces the kept optimizer states (a resumed checkpoint's).
     pub fn set_kept_optimizers(&self, states: Vec<((u32, Half), Vec<u8>)>) {
-        if let Ok(mut k) = self.kept.lock() {
-            *k = states.into_iter().collect();
-        }
+        *self.kept() = states.into_iter().collect();
+    }
+
+    /// The kept states. A poisoned lock (a participant's thread panicked)
+    /// is taken over: every access inserts or reads one whole entry, so
+    /// the map is never half-updated.
+    fn kept(&self) -> std::sync::MutexGuard<'_, BTreeMap<(u32, Half), Vec<u8>>> {
+        self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The learning rate [1] of local iteration `it` of `round` for a

@@ -59,11 +59,6 @@ pub trait Learner {
     fn init_report(&self) -> Option<serde_json::Value> {
         None
     }
-    /// Local training iterations run so far, summed over participants
-    /// (participant-steps) [1].
-    fn local_steps(&self) -> u64 {
-        0
-    }
 }
 
 /// Kernel events. Small and `Copy`: payloads live in tables.
@@ -137,6 +132,10 @@ pub struct Engine<'s> {
     /// Wall-clock time spent in the learner's rounds [s] (not part of the
     /// deterministic result).
     pub learner_wall_s: f64,
+    /// Local iterations handed to the learner, summed over its finished
+    /// participants (participant-steps: the count the timing charged and
+    /// the trainer runs) [1].
+    pub learner_steps: u64,
     /// Per-device class counts for the devices table (when training).
     class_counts: Vec<Vec<u32>>,
 
@@ -178,6 +177,7 @@ impl<'s> Engine<'s> {
             on_round: None,
             learner: None,
             learner_wall_s: 0.0,
+            learner_steps: 0,
             class_counts: Vec::new(),
             round: 0,
             round_start: SimTime::ZERO,
@@ -451,12 +451,9 @@ impl<'s> Engine<'s> {
         }
         let (loss, accuracy) = match self.learner.as_mut() {
             Some(l) => {
-                let mut done: Vec<(DeviceId, u32)> = self
-                    .parts
-                    .iter()
-                    .filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))))
-                    .map(|p| (p.dev, p.bits))
-                    .collect();
+                let finished = self.parts.iter().filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))));
+                self.learner_steps += finished.clone().map(|p| p.iterations as u64).sum::<u64>();
+                let mut done: Vec<(DeviceId, u32)> = finished.map(|p| (p.dev, p.bits)).collect();
                 done.sort_unstable();
                 let wall = std::time::Instant::now();
                 let out = l.round(r, &done)?;

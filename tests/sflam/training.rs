@@ -340,6 +340,12 @@ fn kept_optimizer_state_carries_between_a_devices_rounds() {
             "{fw}"
         );
         let resume = sflam::train::TrainOptions { resume: true, ..Default::default() };
+        // A stray file named like a state, but not one, is refused by name.
+        let stray = part.join("checkpoints/round-00002/optimizer-7-elbow.bpk");
+        std::fs::write(&stray, b"x").unwrap();
+        let err = sflam::train::train_to_dir(&s, &part, &resume).err().unwrap();
+        assert!(err.exit_code() == 2 && err.to_string().contains("optimizer-7-elbow.bpk"), "{err}");
+        std::fs::remove_file(&stray).unwrap();
         let resumed = sflam::train::train_to_dir(&s, &part, &resume).unwrap();
         assert_eq!(whole.state, resumed.state, "{fw}");
         let mut r = s.clone();

@@ -24,7 +24,7 @@ fn problem(weight_j: f64) -> Problem {
         &s,
         &mut sink,
         None,
-        Some(Box::new(|p: &Problem, _: &_| {
+        Some(Box::new(|_, p: &Problem, _: &_| {
             *got.borrow_mut() = Some(p.clone());
             Ok(())
         })),

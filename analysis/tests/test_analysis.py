@@ -170,3 +170,33 @@ def test_fig6_time_to_target_and_not_reached(tmp_path):
     assert float(rows["ll"]["target_accuracy"]) == 0.15
     assert float(rows["ll"]["time_to_target_s"]) == 30.0
     assert float(rows["sflam"]["time_to_target_s"]) == 10.0
+
+
+def test_cells_table_counts_each_cells_uploads(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    pl.DataFrame(
+        {"cell": [0, 1, 2], "x_m": [0.0, 1000.0, 500.0], "y_m": [0.0, 0.0, 866.0], "rb_count": [4, 4, 4],
+         "colour": [0, 1, 2], "server_service_s": [0.1] * 3, "devices": [2, 1, 0]},
+        schema_overrides={"cell": pl.UInt32, "rb_count": pl.UInt32, "colour": pl.UInt32, "devices": pl.UInt64},
+    ).write_parquet(run / "cells.parquet")
+    pl.DataFrame(
+        {"device": [0, 1, 2], "x_m": [10.0, -20.0, 990.0], "y_m": [5.0, 0.0, 3.0], "cell": [0, 0, 1]},
+        schema_overrides={"device": pl.UInt32, "cell": pl.UInt32},
+    ).write_parquet(run / "devices.parquet")
+    pl.DataFrame(
+        {"round": [0, 0, 1, 1, 1], "device": [0, 2, 0, 1, 2], "cell": [0, 1, 0, 0, 1],
+         "outcome": ["finished", "straggler", "finished", "finished", "finished"],
+         "sinr_db": [10.0, 0.0, 20.0, 30.0, 4.0], "interference_w": [1e-12, 0.0, 0.0, 2e-12, 1e-12],
+         "rate_bps": [1e7, 2e7, 3e7, 4e7, 5e7]},
+        schema_overrides={"round": pl.UInt32, "device": pl.UInt32, "cell": pl.UInt32},
+    ).write_parquet(run / "device_rounds.parquet")
+    out = tmp_path / "figures"
+    subprocess.run([sys.executable, str(ANALYSIS / "cells.py"), str(run), str(out)], check=True, cwd=ANALYSIS)
+    assert (out / "cells.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    t = {int(r["cell"]): r for r in read_md_table(out / "cells.md")}
+    assert (int(t[0]["scheduled"]), int(t[0]["finished"])) == (3, 3)
+    assert (int(t[1]["scheduled"]), int(t[1]["finished"])) == (2, 1)
+    assert (int(t[2]["scheduled"]), int(t[2]["finished"])) == (0, 0)
+    assert float(t[0]["mean_sinr_db"]) == pytest.approx(20.0)
+    assert float(t[1]["mean_rate_bps"]) == pytest.approx(3.5e7)

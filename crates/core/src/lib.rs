@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod geo;
 pub mod net;
 pub mod phases;
 pub mod progress;

@@ -69,11 +69,11 @@ pub fn simulate(
         return Err(no_learning_half());
     }
     let plan = s.training.framework.profile().plan(s.allocator.name);
-    let allocator = build_plan(plan, &s.allocator);
+    let allocator = || build_plan(plan, &s.allocator);
     let mut kernel: Kernel<Ev> = Kernel::new();
     let training_init = learner.as_ref().and_then(|l| l.init_report());
     let (totals, time_p, energy_p, training) = {
-        let mut engine = Engine::new(s, allocator, sink)?;
+        let mut engine = Engine::new(s, &allocator, sink)?;
         engine.on_decision = on_decision.take();
         engine.on_round = on_round.take();
         if let Some(l) = learner {
@@ -147,9 +147,16 @@ pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)>
     let mut sink = ParquetSink::create(&partial, s.run.events_trace, s.run.row_group_rows, s.run.worker_threads())?;
     let bar = crate::progress::bar(opts.progress, s.run.rounds as u64);
     let dump_dir = opts.dump_problems.clone();
+    let multi_cell = s.cells.count > 1;
     let on_decision: Option<DecisionHook<'_>> = dump_dir.map(|dir| {
-        Box::new(move |p: &Problem, d: &Decision| {
-            let path = dir.join(format!("round-{:05}.json", p.round));
+        Box::new(move |cell, p: &Problem, d: &Decision| {
+            // One cell: the single cell's file names.
+            let name = if multi_cell {
+                format!("round-{:05}-cell-{cell:05}.json", p.round)
+            } else {
+                format!("round-{:05}.json", p.round)
+            };
+            let path = dir.join(name);
             let doc = serde_json::json!({ "problem": p, "decision": d });
             let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Trace(e.to_string()))?;
             write(&path, &text)

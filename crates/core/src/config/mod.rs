@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub struct Scenario {
     pub run: RunConfig,
     pub network: NetworkConfig,
+    pub cells: CellsConfig,
     pub devices: DevicesConfig,
     pub availability: AvailabilityConfig,
     pub mobility: MobilityConfig,
@@ -55,6 +56,7 @@ macro_rules! for_each_section {
     ($m:ident) => {
         $m!(run, $crate::config::RunConfig);
         $m!(network, $crate::config::NetworkConfig);
+        $m!(cells, $crate::config::CellsConfig);
         $m!(devices, $crate::config::DevicesConfig);
         $m!(availability, $crate::config::AvailabilityConfig);
         $m!(mobility, $crate::config::MobilityConfig);
@@ -167,6 +169,61 @@ choice! {
 }
 
 section! {
+    /// `[cells]`: base stations on a map, each with its RBs and edge server
+    /// (`crate::geo`). One cell (the default) is the paper's single cell:
+    /// its traces are those of a scenario without this section.
+    CellsConfig "cells" {
+        /// Cells (base stations, each with its own edge server) [1].
+        count: usize = 1, X, Rule::RangeU(1, 100_000);
+        /// Where the cells stand: `"hex"` (a hexagonal grid spiralling out
+        /// from the origin), `"random"` (uniform in a square of side
+        /// sqrt(count) x `inter_site_m`) or `"file"` (`cells.file`).
+        layout: CellLayout = CellLayout::Hex, X, Rule::Any;
+        /// Distance between neighbouring base stations [m].
+        inter_site_m: f64 = 2000.0, X, Rule::AboveF(0.0);
+        /// With `layout = "file"`: a CSV or Parquet table of `count` rows
+        /// with columns `x_m`, `y_m` [m] and optionally `rb_count` [1], `server_cores` [1]
+        /// and `server_freq_hz` [Hz] (absent: `network.rb_count` and the
+        /// `[server]` draw); one row per cell.
+        file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
+        /// Frequency reuse factor K: cells are coloured into K groups
+        /// (on the hex grid a pattern in which neighbours differ, for any
+        /// K >= 3; elsewhere the cell index mod K); cells of one colour use
+        /// the same band and interfere, other colours do not [1].
+        reuse: usize = 1, X, Rule::MinU(1);
+        /// Which cell a device uses: `"nearest"` base station or
+        /// `"strongest"` large-scale gain (path loss and the link's
+        /// shadowing); re-evaluated whenever the device is a candidate.
+        association: Association = Association::Nearest, X, Rule::Any;
+        /// Uplink interference from co-channel devices of other cells:
+        /// `"full"` (SINR, evaluated per round at the planned powers of the
+        /// devices scheduled on the same RB of same-colour cells, as if
+        /// their uploads overlapped, averaged over fading) or `"none"` (SNR).
+        interference: InterferenceKind = InterferenceKind::Full, X, Rule::Any;
+    }
+}
+
+choice! {
+    /// How cells are placed (`crate::geo`).
+    CellLayout { Hex = "hex", Random = "random", File = "file" }
+}
+
+choice! {
+    /// How a device picks its cell.
+    Association { Nearest = "nearest", Strongest = "strongest" }
+}
+
+choice! {
+    /// Whether other cells' uplinks interfere.
+    InterferenceKind { Full = "full", None = "none" }
+}
+
+choice! {
+    /// How devices are placed on the map.
+    Placement { Ring = "ring", Uniform = "uniform", Hotspots = "hotspots", File = "file" }
+}
+
+section! {
     /// `[devices]`: the population, drawn once from these distributions.
     DevicesConfig "devices" {
         /// Devices N [1].
@@ -196,6 +253,21 @@ section! {
         samples_min: u64 = 100, X, Rule::MinU(1);
         /// Upper end of the data size [samples].
         samples_max: u64 = 1000, X, Rule::Any;
+        /// Where devices stand: `"ring"` (each around a home cell drawn
+        /// uniformly, at the distance above and a uniform angle: with one
+        /// cell, the paper's drop), `"uniform"` (uniform over the cells'
+        /// bounding box grown by `distance_max_m`), `"hotspots"`
+        /// (`hotspots` clusters around uniform centres) or `"file"`
+        /// (`positions_file`).
+        placement: Placement = Placement::Ring, X, Rule::Any;
+        /// Hotspot clusters with `placement = "hotspots"` [1].
+        hotspots: usize = 10, X, Rule::MinU(1);
+        /// Standard deviation of a device's offset from its hotspot, per
+        /// axis [m].
+        hotspot_std_m: f64 = 100.0, X, Rule::AboveF(0.0);
+        /// With `placement = "file"`: a CSV or Parquet table with columns
+        /// `x_m`, `y_m` [m], one row per device, at least `count` rows.
+        positions_file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
     }
 }
 

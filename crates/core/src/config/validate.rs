@@ -41,6 +41,27 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     let (fmin, fmax) = (sv.flops_per_cycle_min as u64, sv.flops_per_cycle_max as u64);
     c.ordered_u("server.flops_per_cycle_min", fmin, "server.flops_per_cycle_max", fmax);
 
+    let cl = &s.cells;
+    if cl.layout == crate::config::CellLayout::File && cl.file.is_empty() {
+        c.push("cells.file", "\"\"", "a .csv or .parquet table of the cells when cells.layout = \"file\"");
+    }
+    if d.placement == crate::config::Placement::File && d.positions_file.is_empty() {
+        c.push(
+            "devices.positions_file",
+            "\"\"",
+            "a .csv or .parquet table of positions when devices.placement = \"file\"",
+        );
+    }
+    if cl.count > 1 && s.training.enabled && s.training.framework.profile().relay {
+        // Each cell's server relays its own devices; one model trained in
+        // one relay order would not be what the simulation times.
+        c.push(
+            "training.framework",
+            s.training.framework.as_str(),
+            "a framework without a relay (sflam, sfl, fl, ll) when training with cells.count > 1",
+        );
+    }
+
     let q = &s.quantization;
     c.ordered_u("quantization.bits_min", q.bits_min as u64, "quantization.bits_max", q.bits_max as u64);
 

@@ -25,16 +25,19 @@ impl Mobility {
         Mobility { kind: cfg.model, sigma: cfg.step_std_m_per_sqrt_s, lo_m, hi_m }
     }
 
-    /// The distance [m] after `elapsed_s` [s] starting from `d_m` [m].
+    /// The distance [m] from the home site after `elapsed_s` [s] starting
+    /// from `d_m` [m]. A device placed beyond `distance_max_m` (placements
+    /// other than `ring`) walks within [min, its current distance].
     pub fn advance(&self, d_m: f64, elapsed_s: f64, rng: &mut Rng) -> f64 {
         match self.kind {
             MobilityKind::Static => d_m,
             MobilityKind::RandomWalk => {
-                if elapsed_s <= 0.0 || self.hi_m <= self.lo_m {
+                let hi = self.hi_m.max(d_m);
+                if elapsed_s <= 0.0 || hi <= self.lo_m {
                     return d_m;
                 }
                 let z: f64 = StandardNormal.sample(rng);
-                fold(d_m + self.sigma * elapsed_s.sqrt() * z, self.lo_m, self.hi_m)
+                fold(d_m + self.sigma * elapsed_s.sqrt() * z, self.lo_m, hi)
             }
         }
     }

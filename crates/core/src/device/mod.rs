@@ -8,6 +8,9 @@ pub use availability::Availability;
 pub use mobility::Mobility;
 
 use crate::config::Scenario;
+use crate::error::Result;
+use crate::geo::{CellId, Cells, Position};
+use crate::net::PathLoss;
 use crate::sim::rng::{Rng, stream};
 use rand_distr::{Distribution, Normal, Uniform};
 
@@ -39,8 +42,14 @@ pub struct Population {
     pub flops_per_cycle: Vec<f64>,
     /// Local data size [samples].
     pub samples: Vec<u64>,
-    /// Log-normal shadowing, fixed per device [dB].
+    /// Log-normal shadowing, fixed per device, towards its home cell [dB].
     pub shadowing_db: Vec<f64>,
+    /// Home cell: the site `distance_m` is measured from (`crate::geo`).
+    pub home: Vec<CellId>,
+    /// Direction from the home site [rad].
+    pub angle_rad: Vec<f64>,
+    /// The cell the device last associated with.
+    pub cell: Vec<CellId>,
 }
 
 impl Population {
@@ -66,6 +75,9 @@ impl Population {
             flops_per_cycle: vec![d.flops_per_cycle; n],
             samples: Vec::with_capacity(n),
             shadowing_db: Vec::with_capacity(n),
+            home: vec![0; n],
+            angle_rad: vec![0.0; n],
+            cell: vec![0; n],
         };
         for _ in 0..n {
             p.distance_m.push(dist.sample(&mut rng));
@@ -79,6 +91,24 @@ impl Population {
         // Draws go device by device, so device i is the same whatever
         // `count` is above i.
         p
+    }
+
+    /// Places the devices on the map of `cells` (`devices.placement`) and
+    /// associates each with its initial cell.
+    pub fn place(&mut self, s: &Scenario, cells: &Cells, pl: &dyn PathLoss) -> Result<()> {
+        let at = crate::geo::place(s, cells, &mut self.distance_m)?;
+        for (i, p) in at.iter().enumerate() {
+            self.home[i] = p.home;
+            self.angle_rad[i] = p.angle_rad;
+            self.cell[i] = cells.associate(pl, i as u32, p, self.shadowing_db[i]).0;
+        }
+        Ok(())
+    }
+
+    /// Where device `id` stands now.
+    pub fn position(&self, id: DeviceId) -> Position {
+        let i = id.idx();
+        Position { home: self.home[i], radial_m: self.distance_m[i], angle_rad: self.angle_rad[i] }
     }
 
     pub fn len(&self) -> usize {

@@ -18,6 +18,11 @@ impl Channel {
         Channel { path_loss: path_loss_from(cfg), fading: fading_from(cfg.fading, fading_rng) }
     }
 
+    /// The path-loss model (association and interference use it too).
+    pub fn path_loss(&self) -> &dyn PathLoss {
+        self.path_loss.as_ref()
+    }
+
     /// Gains [1] of a device at `distance_m` [m] with shadowing
     /// `shadowing_db` [dB] on each of `rb_count` RBs, one fading draw per RB.
     pub fn gains(&mut self, distance_m: f64, shadowing_db: f64, rb_count: usize) -> Vec<f64> {

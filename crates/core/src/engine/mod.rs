@@ -8,12 +8,14 @@
 //!
 //! - `params.rs`: the scenario resolved once into the engine's units.
 //! - `channel.rs`: path loss + shadowing + fading.
-//! - `problem.rs`: the round's allocation problem.
+//! - `problem.rs`: the round's allocation problems, one per cell.
+//! - `interference.rs`: co-channel interference between cells.
 //! - `participant.rs`: phases, their lengths, time and energy booking.
 //! - `rows.rs`: the trace rows.
 //! - this file: the engine, its events, and the round's life.
 
 mod channel;
+mod interference;
 mod params;
 mod participant;
 mod problem;
@@ -23,24 +25,29 @@ pub use params::EngineParams;
 pub use participant::Phase;
 
 use crate::alloc::{Allocator, Decision, Problem, timeline};
+use crate::config::InterferenceKind;
 use crate::config::{RoundMode, Scenario};
 use crate::device::{Availability, DeviceId, Mobility, Population};
 use crate::error::{Error, Result};
+use crate::geo::{CellId, Cells};
+use crate::net::rate_bps;
 use crate::quant::message_bits;
 use crate::server::{ServerDiscipline, discipline_from};
 use crate::sim::rng::{Rng, stream};
 use crate::sim::{Context, Kernel, Model};
-use crate::trace::{DeviceRow, EventRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
+use crate::trace::{CellRow, DeviceRow, EventRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
 use crate::units::{SimDuration, SimTime};
 use channel::Channel;
 use params::ns;
 use participant::Participant;
 use rand::Rng as _;
 use rand::seq::index::sample;
+use rayon::prelude::*;
 use rows::RoundSums;
 
-/// Called with every round's problem and decision (`--dump-problems`).
-pub type DecisionHook<'a> = Box<dyn FnMut(&Problem, &Decision) -> Result<()> + 'a>;
+/// Called with every round's problem and decision of each cell that had
+/// candidates (`--dump-problems`).
+pub type DecisionHook<'a> = Box<dyn FnMut(CellId, &Problem, &Decision) -> Result<()> + 'a>;
 /// Called after every round with its row (progress bars).
 pub type RoundHook<'a> = Box<dyn FnMut(&RoundRow) + 'a>;
 
@@ -80,9 +87,10 @@ pub enum Ev {
         dev: DeviceId,
         phase: Phase,
     },
-    /// The server discipline asked to be woken.
+    /// A cell's server discipline asked to be woken.
     ServerWake {
         round: u32,
+        cell: CellId,
         token: u64,
     },
     /// A participant drops out.
@@ -107,19 +115,28 @@ pub struct Totals {
     pub rounds_done: u32,
 }
 
-/// The simulation: devices, channel, server, allocator, round controller.
+/// One cell's edge server and allocator.
+struct CellState {
+    server: Box<dyn ServerDiscipline>,
+    allocator: Box<dyn Allocator>,
+    /// The allocator's stream (cell 0: the single cell's).
+    rng_alloc: Rng,
+}
+
+/// The simulation: cells, devices, channel, servers, allocators, round
+/// controller.
 pub struct Engine<'s> {
     p: EngineParams,
     pop: Population,
+    cells: Cells,
+    cell_state: Vec<CellState>,
+    interference: InterferenceKind,
     avail: Availability,
     mobility: Mobility,
     channel: Channel,
-    server: Box<dyn ServerDiscipline>,
-    allocator: Box<dyn Allocator>,
     rng_avail: Rng,
     rng_mobility: Rng,
     rng_candidates: Rng,
-    rng_alloc: Rng,
     rng_dropout: Rng,
     sink: &'s mut dyn TraceSink,
     summary: SummaryBuilder,
@@ -146,30 +163,49 @@ pub struct Engine<'s> {
     /// Participant slot per device, `u32::MAX` when not in this round.
     slot_of: Vec<u32>,
     done_buf: Vec<u32>,
-    decision: Decision,
+    /// This round's decisions, one per cell with candidates.
+    decisions: Vec<Decision>,
+    /// Candidates of this round whose cell changed since they last
+    /// associated [1].
+    handovers: u32,
     online_at_start: u64,
     alloc_wall_s: f64,
     pub totals: Totals,
 }
 
 impl<'s> Engine<'s> {
-    /// Wires the simulation from a validated scenario; `allocator` plans
-    /// every round (`crate::alloc::build_plan` gives the scenario's).
-    pub fn new(s: &Scenario, allocator: Box<dyn Allocator>, sink: &'s mut dyn TraceSink) -> Result<Engine<'s>> {
-        let p = EngineParams::resolve(s)?;
-        let pop = Population::draw(s);
-        let n = pop.len();
+    /// Wires the simulation from a validated scenario; `allocator` makes
+    /// each cell's allocator, which plans its rounds
+    /// (`crate::alloc::build_plan` gives the scenario's).
+    pub fn new(
+        s: &Scenario,
+        allocator: &dyn Fn() -> Box<dyn Allocator>,
+        sink: &'s mut dyn TraceSink,
+    ) -> Result<Engine<'s>> {
+        let cells = Cells::build(s)?;
+        let p = EngineParams::resolve(s, &cells)?;
         let seed = p.seed;
+        let channel = Channel::new(&s.network, stream(seed, "channel", 0));
+        let mut pop = Population::draw(s);
+        pop.place(s, &cells, channel.path_loss())?;
+        let n = pop.len();
+        let cell_state = (0..cells.len())
+            .map(|c| CellState {
+                server: discipline_from(s.server.discipline),
+                allocator: allocator(),
+                rng_alloc: stream(seed, "allocator", c as u64),
+            })
+            .collect();
         Ok(Engine {
             avail: Availability::new(&s.availability, n),
             mobility: Mobility::new(&s.mobility, s.devices.distance_min_m, s.devices.distance_max_m),
-            channel: Channel::new(&s.network, stream(seed, "channel", 0)),
-            server: discipline_from(s.server.discipline),
-            allocator,
+            channel,
+            cells,
+            cell_state,
+            interference: s.cells.interference,
             rng_avail: stream(seed, "availability", 0),
             rng_mobility: stream(seed, "mobility", 0),
             rng_candidates: stream(seed, "candidates", 0),
-            rng_alloc: stream(seed, "allocator", 0),
             rng_dropout: stream(seed, "dropout", 0),
             sink,
             summary: SummaryBuilder::default(),
@@ -185,7 +221,8 @@ impl<'s> Engine<'s> {
             parts: Vec::new(),
             slot_of: vec![u32::MAX; n],
             done_buf: Vec::new(),
-            decision: Decision::default(),
+            decisions: Vec::new(),
+            handovers: 0,
             online_at_start: 0,
             alloc_wall_s: 0.0,
             totals: Totals::default(),
@@ -212,13 +249,32 @@ impl<'s> Engine<'s> {
         &self.summary
     }
 
-    /// Writes the devices table and schedules the initial events.
+    /// Writes the cells and devices tables and schedules the initial events.
     pub fn wire(&mut self, kernel: &mut Kernel<Ev>) -> Result<()> {
+        let mut per_cell = vec![0u64; self.cells.len()];
+        for &c in &self.pop.cell {
+            per_cell[c as usize] += 1;
+        }
+        for (c, cell) in self.cells.cells.iter().enumerate() {
+            self.sink.cell(&CellRow {
+                cell: c as u32,
+                x_m: cell.x_m,
+                y_m: cell.y_m,
+                rb_count: cell.rb_count as u32,
+                colour: cell.colour,
+                server_service_s: self.p.server_service[c].as_secs_f64(),
+                devices: per_cell[c],
+            })?;
+        }
         for i in 0..self.pop.len() {
             let p = &self.pop;
+            let (x_m, y_m) = p.position(DeviceId(i as u32)).xy(&self.cells);
             self.sink.device(&DeviceRow {
                 device: i as u32,
                 distance_m: p.distance_m[i],
+                x_m,
+                y_m,
+                cell: p.cell[i],
                 p_max_w: p.p_max_w[i],
                 gpu_freq_hz: p.gpu_freq_hz[i],
                 cores: p.cores[i],
@@ -251,75 +307,129 @@ impl<'s> Engine<'s> {
         let world = problem::World {
             params: &self.p,
             pop: &mut self.pop,
+            cells: &self.cells,
             mobility: &self.mobility,
             rng_mobility: &mut self.rng_mobility,
             channel: &mut self.channel,
         };
-        let (problem, times) = problem::build(world, self.round, now, &cands)?;
+        self.handovers = 0;
+        let problems = problem::build(world, self.round, now, &cands, &mut self.handovers)?;
 
+        // Each cell's allocator decides on its own problem; cells in
+        // parallel, each with its own stream, so the decisions do not
+        // depend on the thread count.
         let t0 = std::time::Instant::now();
-        let decision = self.allocator.decide(&problem, &mut self.rng_alloc);
+        let mut states: Vec<Option<&mut CellState>> = self.cell_state.iter_mut().map(Some).collect();
+        let jobs: Vec<(&mut CellState, &Problem)> = problems
+            .iter()
+            .map(|cp| (states[cp.cell as usize].take().expect("one problem per cell"), &cp.problem))
+            .collect();
+        let decisions: Vec<Decision> =
+            jobs.into_par_iter().map(|(st, pr)| st.allocator.decide(pr, &mut st.rng_alloc)).collect();
         self.alloc_wall_s = t0.elapsed().as_secs_f64();
-        decision.check(&problem).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;
-        if let Some(cb) = self.on_decision.as_mut() {
-            cb(&problem, &decision)?;
+        for (cp, d) in problems.iter().zip(&decisions) {
+            d.check(&cp.problem).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;
+            if let Some(cb) = self.on_decision.as_mut() {
+                cb(cp.cell, &cp.problem, d)?;
+            }
         }
+
+        // Interference between cells at the planned powers.
+        let txs: Vec<interference::Tx> = problems
+            .iter()
+            .zip(&decisions)
+            .flat_map(|(cp, d)| {
+                d.assignments.iter().map(move |a| interference::Tx {
+                    cell: cp.cell,
+                    dev: a.device,
+                    rb: a.rb,
+                    power_w: a.power_w,
+                })
+            })
+            .collect();
+        let interference = if self.cells.len() > 1 && self.interference == InterferenceKind::Full {
+            interference::interference_w(&self.cells, self.channel.path_loss(), &self.pop, &txs)
+        } else {
+            vec![0.0; txs.len()]
+        };
 
         self.parts.clear();
         let act = self.p.activation_elements;
         let relay = self.p.profile.relay;
-        for a in &decision.assignments {
-            let c = &problem.candidates[a.candidate];
-            // The planner's prediction ran on these very durations.
-            let dur = timeline::durations(&problem, a).ok_or_else(|| Error::Numeric {
-                checkpoint: "uplink.time",
-                detail: format!("device {}: rate {} bit/s", c.device.0, a.rate_bps),
-            })?;
-            let per_upload = message_bits(act, a.bits);
-            let slot = self.parts.len() as u32;
-            // A relay starts only its first device; each later one waits
-            // for the one before it.
-            let waits = relay && slot > 0;
-            self.slot_of[c.device.idx()] = slot;
-            self.parts.push(Participant {
-                dev: c.device,
-                split: self.p.profile.split,
-                rb: a.rb as u32,
-                distance_m: self.pop.distance_m[c.device.idx()],
-                gain: c.gains[a.rb],
-                power_w: a.power_w,
-                bits: a.bits,
-                rate_bps: a.rate_bps,
-                payload_bits: per_upload,
-                predicted_s: a.time_s,
-                utility: c.data_share * problem.utility(a.bits),
-                dur,
-                cmp_power_w: times[a.candidate].cmp_power_w,
-                phase: if waits { Phase::Waiting } else { Phase::Forward },
-                iterations: problem.iterations_of(c),
-                iter: 0,
-                phase_start: now,
-                phase_end: if waits { SimTime::MAX } else { now + dur.fwd },
-                t_cmp: Default::default(),
-                t_com: Default::default(),
-                t_srv: Default::default(),
-                t_wait: Default::default(),
-                t_down: Default::default(),
-                e_cmp_j: 0.0,
-                e_com_j: 0.0,
-                outcome: None,
-            });
-            if !waits {
-                ctx.schedule(now + dur.fwd, Ev::Step { round: self.round, slot, dev: c.device, phase: Phase::Forward });
-            }
-            // A dropout strikes within the device's own planned round.
-            let q = self.p.dropout_probability;
-            if q > 0.0 && self.rng_dropout.random::<f64>() < q {
-                let at = self.rng_dropout.random::<f64>() * a.time_s;
-                ctx.schedule(now + ns(at, "dropout.time")?, Ev::Dropout { round: self.round, slot, dev: c.device });
+        let mut k = 0;
+        for (cp, decision) in problems.iter().zip(&decisions) {
+            let problem = &cp.problem;
+            let first_slot = self.parts.len();
+            for a in &decision.assignments {
+                let c = &problem.candidates[a.candidate];
+                let gain = c.gains[a.rb];
+                let interference_w = interference[k];
+                k += 1;
+                // The realized rate: eq. 12 with the interference added to
+                // the noise (the plan's rate when there is none).
+                let mut a = a.clone();
+                if interference_w > 0.0 {
+                    a.rate_bps = rate_bps(problem.rb_bandwidth_hz, a.power_w, gain, problem.noise_w + interference_w);
+                }
+                let sinr_db = 10.0 * (a.power_w * gain / (problem.noise_w + interference_w)).log10();
+                // The planner's prediction ran on these very durations
+                // (on the plan's rate, when interference slows it).
+                let dur = timeline::durations(problem, &a).ok_or_else(|| Error::Numeric {
+                    checkpoint: "uplink.time",
+                    detail: format!("device {}: rate {} bit/s", c.device.0, a.rate_bps),
+                })?;
+                let per_upload = message_bits(act, a.bits);
+                let slot = self.parts.len() as u32;
+                // A relay starts only its cell's first device; each later
+                // one waits for the one before it.
+                let waits = relay && slot as usize > first_slot;
+                self.slot_of[c.device.idx()] = slot;
+                self.parts.push(Participant {
+                    dev: c.device,
+                    cell: cp.cell,
+                    split: self.p.profile.split,
+                    rb: a.rb as u32,
+                    distance_m: self.cells.distance_from(&self.pop.position(c.device), cp.cell),
+                    gain,
+                    power_w: a.power_w,
+                    bits: a.bits,
+                    rate_bps: a.rate_bps,
+                    interference_w,
+                    sinr_db,
+                    payload_bits: per_upload,
+                    predicted_s: a.time_s,
+                    utility: c.data_share * problem.utility(a.bits),
+                    dur,
+                    cmp_power_w: cp.times[a.candidate].cmp_power_w,
+                    phase: if waits { Phase::Waiting } else { Phase::Forward },
+                    iterations: problem.iterations_of(c),
+                    iter: 0,
+                    phase_start: now,
+                    phase_end: if waits { SimTime::MAX } else { now + dur.fwd },
+                    t_cmp: Default::default(),
+                    t_com: Default::default(),
+                    t_srv: Default::default(),
+                    t_wait: Default::default(),
+                    t_down: Default::default(),
+                    e_cmp_j: 0.0,
+                    e_com_j: 0.0,
+                    outcome: None,
+                });
+                if !waits {
+                    ctx.schedule(
+                        now + dur.fwd,
+                        Ev::Step { round: self.round, slot, dev: c.device, phase: Phase::Forward },
+                    );
+                }
+                // A dropout strikes within the device's own planned round.
+                let q = self.p.dropout_probability;
+                if q > 0.0 && self.rng_dropout.random::<f64>() < q {
+                    let at = self.rng_dropout.random::<f64>() * a.time_s;
+                    ctx.schedule(now + ns(at, "dropout.time")?, Ev::Dropout { round: self.round, slot, dev: c.device });
+                }
             }
         }
-        self.decision = decision;
+        self.decisions = decisions;
         match self.p.mode {
             RoundMode::Deadline => ctx.schedule(now + self.p.deadline, Ev::Deadline { round: self.round }),
             RoundMode::Sync if self.parts.is_empty() => {
@@ -341,8 +451,9 @@ impl<'s> Engine<'s> {
         p.phase_end = now + p.length_of(ph);
         match ph {
             Phase::Server => {
-                if let Some(w) = self.server.arrive(now, i as u32, p.dur.srv) {
-                    ctx.schedule(w.at, Ev::ServerWake { round, token: w.token });
+                let cell = p.cell;
+                if let Some(w) = self.cell_state[cell as usize].server.arrive(now, i as u32, p.dur.srv) {
+                    ctx.schedule(w.at, Ev::ServerWake { round, cell, token: w.token });
                 }
             }
             Phase::Done | Phase::Waiting => {}
@@ -368,15 +479,18 @@ impl<'s> Engine<'s> {
         self.enter(i, next, ctx);
         if next == Phase::Done {
             self.parts[i].outcome = Some((Outcome::Finished, now));
-            self.pass_relay(ctx);
+            self.pass_relay(self.parts[i].cell, ctx);
             self.maybe_close_sync(ctx)?;
         }
         Ok(())
     }
 
-    /// Relay frameworks: the next waiting participant (if any) starts now.
-    fn pass_relay(&mut self, ctx: &mut Context<'_, Ev>) {
-        if let Some(j) = self.parts.iter().position(|p| p.phase == Phase::Waiting && p.outcome.is_none()) {
+    /// Relay frameworks: the next waiting participant of `cell` (if any)
+    /// starts now.
+    fn pass_relay(&mut self, cell: CellId, ctx: &mut Context<'_, Ev>) {
+        if let Some(j) =
+            self.parts.iter().position(|p| p.cell == cell && p.phase == Phase::Waiting && p.outcome.is_none())
+        {
             self.enter(j, Phase::Forward, ctx);
         }
     }
@@ -388,16 +502,17 @@ impl<'s> Engine<'s> {
         }
         let now = ctx.now();
         self.cut(i, now);
+        let cell = self.parts[i].cell;
         if self.parts[i].phase == Phase::Server
-            && let Some(w) = self.server.cancel(now, i as u32)
+            && let Some(w) = self.cell_state[cell as usize].server.cancel(now, i as u32)
         {
             // Its place at the server goes to the next job at once.
-            ctx.schedule(w.at, Ev::ServerWake { round: self.round, token: w.token });
+            ctx.schedule(w.at, Ev::ServerWake { round: self.round, cell, token: w.token });
         }
         let was_active = self.parts[i].phase != Phase::Waiting;
         self.parts[i].outcome = Some((why, now));
         if was_active && self.p.profile.relay {
-            self.pass_relay(ctx);
+            self.pass_relay(cell, ctx);
         }
         self.maybe_close_sync(ctx)
     }
@@ -405,8 +520,12 @@ impl<'s> Engine<'s> {
     /// Books slot `i`'s current phase, cut at `now`: a server job is
     /// charged the work its discipline did on it, the rest is waiting.
     fn cut(&mut self, i: usize, now: SimTime) {
-        let served =
-            if self.parts[i].phase == Phase::Server { self.server.progress(now, i as u32) } else { SimDuration::ZERO };
+        let p = &self.parts[i];
+        let served = if p.phase == Phase::Server {
+            self.cell_state[p.cell as usize].server.progress(now, i as u32)
+        } else {
+            SimDuration::ZERO
+        };
         self.parts[i].cut(now, served);
     }
 
@@ -434,7 +553,9 @@ impl<'s> Engine<'s> {
                 }
             }
         }
-        self.server.clear();
+        for st in &mut self.cell_state {
+            st.server.clear();
+        }
         let r = self.round;
         let mut sums = RoundSums::default();
         for p in &self.parts {
@@ -469,7 +590,7 @@ impl<'s> Engine<'s> {
             start_s: self.round_start.as_secs_f64(),
             end_s: now.as_secs_f64(),
             online: self.online_at_start,
-            candidates: (self.decision.assignments.len() + self.decision.excluded.len()) as u32,
+            candidates: self.decisions.iter().map(|d| d.assignments.len() + d.excluded.len()).sum::<usize>() as u32,
             scheduled: n as u32,
             finished: sums.finished,
             stragglers: sums.stragglers,
@@ -478,11 +599,12 @@ impl<'s> Engine<'s> {
             energy_cmp_j: sums.energy_cmp_j,
             energy_com_j: sums.energy_com_j,
             mean_bits: (n > 0).then(|| sums.bits / n as f64),
-            objective_j: self.decision.objective_j,
-            efficiency_per_j: self.decision.efficiency_per_j,
+            objective_j: self.decisions.iter().map(|d| d.objective_j).sum(),
+            efficiency_per_j: planned_efficiency(&self.decisions),
             realized_objective_j: self.p.weight_j * sums.utility - energy_j,
             realized_efficiency_per_j: if energy_j > 0.0 { sums.utility / energy_j } else { 0.0 },
-            alloc_iterations: self.decision.iterations,
+            alloc_iterations: self.decisions.iter().map(|d| d.iterations).sum(),
+            handovers: self.handovers,
             alloc_wall_s: self.alloc_wall_s,
             loss,
             accuracy,
@@ -522,6 +644,21 @@ impl<'s> Engine<'s> {
     }
 }
 
+/// The round's planned efficiency (eq. 21) over every cell's decision:
+/// Σ ρ_n U(b_n) / Σ E_n, each cell's shares summing to 1 (one cell: its
+/// decision's own value).
+fn planned_efficiency(decisions: &[Decision]) -> f64 {
+    if let [d] = decisions {
+        return d.efficiency_per_j;
+    }
+    let energy = |d: &Decision| d.assignments.iter().map(|a| a.energy_j()).sum::<f64>();
+    let (u, e) = decisions.iter().fold((0.0, 0.0), |(u, e), d| {
+        let ed = energy(d);
+        (u + d.efficiency_per_j * ed, e + ed)
+    });
+    if e > 0.0 { u / e } else { 0.0 }
+}
+
 impl Model for Engine<'_> {
     type Event = Ev;
 
@@ -543,11 +680,11 @@ impl Model for Engine<'_> {
                 Ok(())
             }
             Ev::Step { round, slot, .. } if current(round, self) => self.advance(slot as usize, ctx),
-            Ev::ServerWake { round, token } if current(round, self) => {
+            Ev::ServerWake { round, cell, token } if current(round, self) => {
                 let mut done = std::mem::take(&mut self.done_buf);
                 done.clear();
-                if let Some(w) = self.server.wake(ctx.now(), token, &mut done) {
-                    ctx.schedule(w.at, Ev::ServerWake { round, token: w.token });
+                if let Some(w) = self.cell_state[cell as usize].server.wake(ctx.now(), token, &mut done) {
+                    ctx.schedule(w.at, Ev::ServerWake { round, cell, token: w.token });
                 }
                 for &j in &done {
                     let i = j as usize;

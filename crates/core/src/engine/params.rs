@@ -8,6 +8,7 @@ use crate::alloc::model::RoundModel;
 use crate::config::{Profile, RoundMode, Scenario};
 use crate::device::compute_time_s;
 use crate::error::{Error, Result};
+use crate::geo::{Cell, Cells};
 use crate::net::noise_w;
 use crate::quant::fp32_bits;
 use crate::sim::rng::stream;
@@ -49,8 +50,9 @@ pub struct EngineParams {
     pub device_fwd_flops: f64,
     /// Device backward FLOPs per image [FLOP].
     pub device_bwd_flops: f64,
-    /// Server time per iteration at full speed [ns] (split frameworks).
-    pub server_service: SimDuration,
+    /// Server time per iteration at full speed [ns] (split frameworks),
+    /// per cell: each cell's edge server has its own drawn speed.
+    pub server_service: Vec<SimDuration>,
     /// Downlink of the cut-layer gradient per iteration [ns]; zero when off.
     pub downlink: SimDuration,
     /// Activation elements per iteration [1]; 0 for whole-model frameworks.
@@ -59,8 +61,8 @@ pub struct EngineParams {
     pub extra_upload_bits: u64,
     /// Energy coefficient κ [W/(cycle/s)^3 per core].
     pub kappa: f64,
-    /// Resource blocks K [1].
-    pub rb_count: usize,
+    /// Resource blocks K per cell [1].
+    pub rb_count: Vec<usize>,
     /// RB bandwidth B [Hz].
     pub rb_bandwidth_hz: f64,
     /// Noise power over one RB [W].
@@ -70,21 +72,25 @@ pub struct EngineParams {
     /// Bit range of the allocator [bit].
     pub bits_min: u32,
     pub bits_max: u32,
-    /// What the planner is told of the round beyond the uplink.
-    pub round_model: RoundModel,
+    /// What the planner is told of the round beyond the uplink, per cell.
+    pub round_model: Vec<RoundModel>,
 }
 
 impl EngineParams {
-    /// Resolves a validated scenario. Draws the server's cores and FLOPs
-    /// per cycle from the `"server"` stream.
-    pub fn resolve(s: &Scenario) -> Result<EngineParams> {
+    /// Resolves a validated scenario for its `cells`. Draws each cell's
+    /// server cores and FLOPs per cycle from the `"server"` stream of the
+    /// cell's index (cell 0: the single cell's draw), unless the cell
+    /// table gives them.
+    pub fn resolve(s: &Scenario, cells: &Cells) -> Result<EngineParams> {
         let cfg = vit_config(&s.model.timing)
             .ok_or_else(|| Error::Input(format!("model.timing = {:?}: unknown timing model", s.model.timing)))?;
         let work = Workload::of(cfg);
-        let mut rng_server = stream(s.run.seed, "server", 0);
-        let cores = rng_server.random_range(s.server.cores_min..=s.server.cores_max) as f64;
-        let fpc = rng_server.random_range(s.server.flops_per_cycle_min..=s.server.flops_per_cycle_max) as f64;
-        let server_flops_per_s = s.server.freq_hz * cores * fpc;
+        let server_flops_per_s = |c: usize, cell: &Cell| {
+            let mut rng_server = stream(s.run.seed, "server", c as u64);
+            let cores = rng_server.random_range(s.server.cores_min..=s.server.cores_max) as f64;
+            let fpc = rng_server.random_range(s.server.flops_per_cycle_min..=s.server.flops_per_cycle_max) as f64;
+            cell.server_freq_hz.unwrap_or(s.server.freq_hz) * cell.server_cores.unwrap_or(cores) * fpc
+        };
         let profile = s.training.framework.profile();
         let batch = s.model.batch as f64;
         let act = profile.activation_elements(s.model.batch, work.cut_elements);
@@ -97,12 +103,18 @@ impl EngineParams {
         };
         let net = &s.network;
         let down_s = if net.downlink { fp32_bits(act) as f64 / net.downlink_rate_bps } else { 0.0 };
-        let server_service =
-            ns(compute_time_s(batch * work.server_train_flops, server_flops_per_s), "server.service_time")?;
+        let server_service = cells
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                ns(compute_time_s(batch * work.server_train_flops, server_flops_per_s(c, cell)), "server.service_time")
+            })
+            .collect::<Result<Vec<_>>>()?;
         let downlink = ns(down_s, "downlink.time")?;
-        let round_model = RoundModel {
+        let round_model = |service: SimDuration| RoundModel {
             discipline: s.server.discipline,
-            service_ns: if profile.split { server_service.0 } else { 0 },
+            service_ns: if profile.split { service.0 } else { 0 },
             downlink_ns: if profile.split { downlink.0 } else { 0 },
             split: profile.split,
             relay: profile.relay,
@@ -110,6 +122,7 @@ impl EngineParams {
             quantized: profile.quantized,
             queue_aware: s.allocator.queue_aware,
         };
+        let round_model = server_service.iter().map(|&sv| round_model(sv)).collect();
         Ok(EngineParams {
             seed: s.run.seed,
             rounds: s.run.rounds,
@@ -130,7 +143,7 @@ impl EngineParams {
             activation_elements: act,
             extra_upload_bits: profile.extra_upload_bits(work.device_params, work.server_params, net.model_upload),
             kappa: s.devices.kappa,
-            rb_count: net.rb_count,
+            rb_count: cells.cells.iter().map(|c| c.rb_count).collect(),
             rb_bandwidth_hz: net.rb_bandwidth_hz,
             noise_w: noise_w(net.noise_dbm_per_hz, net.rb_bandwidth_hz),
             weight_j: s.allocator.weight_j,

@@ -2,6 +2,7 @@
 //! and the time and energy booked to it as each phase ends or is cut.
 
 use crate::device::DeviceId;
+use crate::geo::CellId;
 pub use crate::phases::{Durations, Phase};
 use crate::trace::Outcome;
 use crate::units::{SimDuration, SimTime};
@@ -10,6 +11,8 @@ use crate::units::{SimDuration, SimTime};
 #[derive(Clone, Debug)]
 pub struct Participant {
     pub dev: DeviceId,
+    /// Its cell this round.
+    pub cell: CellId,
     /// Split frameworks send activations each iteration; whole-model ones do not.
     pub split: bool,
     pub rb: u32,
@@ -21,6 +24,10 @@ pub struct Participant {
     /// [bit] (32 = fp32)
     pub bits: u32,
     pub rate_bps: f64,
+    /// Co-channel interference at its site [W].
+    pub interference_w: f64,
+    /// [dB]
+    pub sinr_db: f64,
     /// Bits per activation upload [bit].
     pub payload_bits: u64,
     /// The allocator's predicted round time [s].

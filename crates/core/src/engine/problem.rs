@@ -9,6 +9,7 @@ use crate::alloc::{Candidate, Problem};
 use crate::config::local_iterations;
 use crate::device::{DeviceId, Mobility, Population, compute_time_s};
 use crate::error::Result;
+use crate::geo::{CellId, Cells};
 use crate::sim::rng::Rng;
 use crate::units::SimTime;
 
@@ -21,8 +22,9 @@ pub struct CandidateTimes {
     pub cmp_power_w: f64,
 }
 
-/// The phase lengths of `dev` under the framework's profile.
-pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId) -> Result<CandidateTimes> {
+/// The phase lengths of `dev` under the framework's profile, served by
+/// `cell`'s edge server.
+pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId, cell: CellId) -> Result<CandidateTimes> {
     let fps = pop.flops_per_s(dev);
     let mut dur = Durations {
         fwd: ns(compute_time_s(p.batch * p.device_fwd_flops, fps), "device.forward_time")?,
@@ -30,7 +32,7 @@ pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId) -> Result<Can
         ..Durations::default()
     };
     if p.profile.split {
-        dur.srv = p.server_service;
+        dur.srv = p.server_service[cell as usize];
         dur.down = p.downlink;
     }
     Ok(CandidateTimes { dur, cmp_power_w: pop.compute_power_w(dev, p.kappa) })
@@ -40,31 +42,37 @@ pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId) -> Result<Can
 pub struct World<'a> {
     pub params: &'a EngineParams,
     pub pop: &'a mut Population,
+    pub cells: &'a Cells,
     pub mobility: &'a Mobility,
     pub rng_mobility: &'a mut Rng,
     pub channel: &'a mut Channel,
 }
 
-/// Builds round `round`'s problem at `now` for `cands` (in device order);
-/// returns it with each candidate's times. Moves the candidates' distances
-/// up to now and draws their fading, candidate by candidate.
-pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Result<(Problem, Vec<CandidateTimes>)> {
+/// One cell's share of the round: its allocation problem and each of its
+/// candidates' times.
+pub struct CellProblem {
+    pub cell: CellId,
+    pub problem: Problem,
+    pub times: Vec<CandidateTimes>,
+}
+
+/// Builds round `round`'s problems at `now` for `cands` (in device order),
+/// one per cell that has candidates, in cell order. Candidate by
+/// candidate: moves its distance up to now, associates it with a cell
+/// (`cells.association`; `handovers` counts those whose cell changed) and
+/// draws its fading on that cell's RBs. With one cell this is the single
+/// cell's problem, draw for draw.
+pub fn build(
+    w: World<'_>,
+    round: u32,
+    now: SimTime,
+    cands: &[DeviceId],
+    handovers: &mut u32,
+) -> Result<Vec<CellProblem>> {
     let p = w.params;
-    let total_samples: f64 = cands.iter().map(|d| w.pop.samples[d.idx()] as f64).sum();
-    let mut problem = Problem {
-        round,
-        rb_count: p.rb_count,
-        rb_bandwidth_hz: p.rb_bandwidth_hz,
-        noise_w: p.noise_w,
-        deadline_s: p.deadline_s,
-        iterations: p.iterations,
-        weight_j: p.weight_j,
-        bits_min: p.bits_min,
-        bits_max: p.bits_max,
-        candidates: Vec::with_capacity(cands.len()),
-        round_model: Some(p.round_model.clone()),
-    };
-    let mut times = Vec::with_capacity(cands.len());
+    let mut out: Vec<CellProblem> = Vec::new();
+    // Index into `out` per cell that has candidates.
+    let mut at: std::collections::BTreeMap<CellId, usize> = Default::default();
     let now_s = now.as_secs_f64();
     for &dev in cands {
         let i = dev.idx();
@@ -72,16 +80,45 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
         let d = w.mobility.advance(w.pop.distance_m[i], now_s - w.pop.distance_at_s[i], w.rng_mobility);
         w.pop.distance_m[i] = d;
         w.pop.distance_at_s[i] = now_s;
-        let gains = w.channel.gains(d, w.pop.shadowing_db[i], p.rb_count);
-        let t = times_of(p, w.pop, dev)?;
+        let pos = w.pop.position(dev);
+        let (cell, dist) = w.cells.associate(w.channel.path_loss(), dev.0, &pos, w.pop.shadowing_db[i]);
+        if cell != w.pop.cell[i] {
+            *handovers += 1;
+            w.pop.cell[i] = cell;
+        }
+        let shadow = w.cells.link_shadowing_db(dev.0, pos.home, w.pop.shadowing_db[i], cell);
+        let rb_count = p.rb_count[cell as usize];
+        let gains = w.channel.gains(dist, shadow, rb_count);
+        let t = times_of(p, w.pop, dev, cell)?;
         let its = local_iterations(p.local_epochs, w.pop.samples[i], p.batch as usize, p.iterations);
         let it = its as f64;
         let fixed = it * (t.dur.fwd + t.dur.bwd + t.dur.srv + t.dur.down).as_secs_f64();
-        problem.candidates.push(Candidate {
+        let k = *at.entry(cell).or_insert_with(|| {
+            out.push(CellProblem {
+                cell,
+                problem: Problem {
+                    round,
+                    rb_count,
+                    rb_bandwidth_hz: p.rb_bandwidth_hz,
+                    noise_w: p.noise_w,
+                    deadline_s: p.deadline_s,
+                    iterations: p.iterations,
+                    weight_j: p.weight_j,
+                    bits_min: p.bits_min,
+                    bits_max: p.bits_max,
+                    candidates: Vec::new(),
+                    round_model: Some(p.round_model[cell as usize].clone()),
+                },
+                times: Vec::new(),
+            });
+            out.len() - 1
+        });
+        out[k].problem.candidates.push(Candidate {
             device: dev,
             gains,
             p_max_w: w.pop.p_max_w[i],
-            data_share: w.pop.samples[i] as f64 / total_samples,
+            // Samples for now; the share within the cell below.
+            data_share: w.pop.samples[i] as f64,
             uplink_time_s: p.deadline_s - fixed,
             fixed_time_s: fixed,
             compute_energy_j: it * t.cmp_power_w * (t.dur.fwd + t.dur.bwd).as_secs_f64(),
@@ -91,7 +128,14 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
             backward_ns: t.dur.bwd.0,
             iterations: if p.local_epochs > 0 { its } else { 0 },
         });
-        times.push(t);
+        out[k].times.push(t);
     }
-    Ok((problem, times))
+    for cp in &mut out {
+        let total: f64 = cp.problem.candidates.iter().map(|c| c.data_share).sum();
+        for c in &mut cp.problem.candidates {
+            c.data_share /= total;
+        }
+    }
+    out.sort_by_key(|cp| cp.cell);
+    Ok(out)
 }

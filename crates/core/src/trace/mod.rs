@@ -48,6 +48,8 @@ crate::row! {
         /// all energy spent [1/J]; 0 when nothing was spent.
         pub realized_efficiency_per_j: f64,
         pub alloc_iterations: u32,
+        /// Candidates whose cell changed since they last associated [1].
+        pub handovers: u32,
         /// Allocator wall time [s]: the one column that varies between runs.
         pub alloc_wall_s: f64,
         pub loss: Option<f64>,
@@ -100,6 +102,8 @@ crate::row! {
     pub struct DeviceRoundRow in "device_rounds" {
         pub round: u32,
         pub device: u32,
+        /// The cell it associated with this round.
+        pub cell: u32,
         pub rb: u32,
         /// [m]
         pub distance_m: f64,
@@ -108,6 +112,11 @@ crate::row! {
         pub power_w: f64,
         pub bits: u32,
         pub rate_bps: f64,
+        /// Interference from co-channel devices of other cells on its RB
+        /// at its site, at their planned powers [W]; 0 with one cell.
+        pub interference_w: f64,
+        /// Signal to interference plus noise on its RB [dB].
+        pub sinr_db: f64,
         /// Bits per activation upload [bit].
         pub payload_bits: u64,
         /// Device compute, forward + backward, all iterations [s].
@@ -138,7 +147,14 @@ crate::row! {
     #[derive(Clone, Debug, PartialEq, Serialize)]
     pub struct DeviceRow in "devices" {
         pub device: u32,
+        /// Distance from its home cell's site [m].
         pub distance_m: f64,
+        /// Position on the map [m].
+        pub x_m: f64,
+        /// [m]
+        pub y_m: f64,
+        /// The cell it associates with at the start.
+        pub cell: u32,
         pub p_max_w: f64,
         pub gpu_freq_hz: f64,
         pub cores: u32,
@@ -147,6 +163,25 @@ crate::row! {
         pub shadowing_db: f64,
         /// Samples per class when the run trains (empty otherwise) [samples].
         pub class_counts: Vec<u32>,
+    }
+}
+
+crate::row! {
+    /// One row per cell: its site, band and edge server.
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct CellRow in "cells" {
+        pub cell: u32,
+        /// Site position [m].
+        pub x_m: f64,
+        /// [m]
+        pub y_m: f64,
+        pub rb_count: u32,
+        /// Reuse colour: cells of one colour share a band.
+        pub colour: u32,
+        /// Server time of one iteration at full speed [s].
+        pub server_service_s: f64,
+        /// Devices associated with it at the start [1].
+        pub devices: u64,
     }
 }
 
@@ -164,6 +199,7 @@ crate::row! {
 
 /// Where the engine pushes rows.
 pub trait TraceSink {
+    fn cell(&mut self, r: &CellRow) -> Result<()>;
     fn device(&mut self, r: &DeviceRow) -> Result<()>;
     fn round(&mut self, r: &RoundRow) -> Result<()>;
     fn device_round(&mut self, r: &DeviceRoundRow) -> Result<()>;
@@ -175,6 +211,7 @@ pub trait TraceSink {
 /// Keeps every row in memory (tests, small runs).
 #[derive(Default, Debug, Clone)]
 pub struct VecSink {
+    pub cells: Vec<CellRow>,
     pub devices: Vec<DeviceRow>,
     pub rounds: Vec<RoundRow>,
     pub device_rounds: Vec<DeviceRoundRow>,
@@ -183,6 +220,10 @@ pub struct VecSink {
 }
 
 impl TraceSink for VecSink {
+    fn cell(&mut self, r: &CellRow) -> Result<()> {
+        self.cells.push(r.clone());
+        Ok(())
+    }
     fn device(&mut self, r: &DeviceRow) -> Result<()> {
         self.devices.push(r.clone());
         Ok(())

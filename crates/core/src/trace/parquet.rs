@@ -5,7 +5,7 @@
 //! are the same either way.
 
 use super::columns::{ColumnSet, Row};
-use super::{DeviceRoundRow, DeviceRow, EventRow, RoundRow, TraceSink};
+use super::{CellRow, DeviceRoundRow, DeviceRow, EventRow, RoundRow, TraceSink};
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
@@ -16,7 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-const TABLES: usize = 4;
+const TABLES: usize = 5;
 
 struct Writers {
     files: Vec<Option<ArrowWriter<File>>>,
@@ -58,6 +58,7 @@ impl ParquetSink {
             (RoundRow::TABLE, RoundRow::columns(), true),
             (DeviceRoundRow::TABLE, DeviceRoundRow::columns(), true),
             (EventRow::TABLE, EventRow::columns(), events),
+            (CellRow::TABLE, CellRow::columns(), true),
         ];
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -149,6 +150,9 @@ impl TraceSink for ParquetSink {
     }
     fn event(&mut self, r: &EventRow) -> Result<()> {
         self.push(3, r)
+    }
+    fn cell(&mut self, r: &CellRow) -> Result<()> {
+        self.push(4, r)
     }
     fn finish(&mut self) -> Result<()> {
         for t in 0..TABLES {

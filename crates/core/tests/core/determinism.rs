@@ -1,9 +1,10 @@
 //! A run is a pure function of scenario and seed, whatever the thread count;
 //! the kernel keeps equal-time events FIFO.
 
+use crate::strip_wall;
 use sflam_core::config::{Scenario, load_scenario};
 use sflam_core::sim::{Context, Kernel, Model};
-use sflam_core::trace::{RoundRow, VecSink};
+use sflam_core::trace::VecSink;
 use sflam_core::units::SimTime;
 
 /// The default scenario, timing only (the simulator's determinism; the
@@ -12,16 +13,6 @@ fn scenario(overrides: &[&str]) -> Scenario {
     let ov: Vec<String> =
         std::iter::once("training.enabled=false").chain(overrides.iter().copied()).map(str::to_string).collect();
     load_scenario(&crate::repo("scenarios/default.toml"), &ov).unwrap()
-}
-
-fn strip_wall(rows: &[RoundRow]) -> Vec<RoundRow> {
-    rows.iter()
-        .cloned()
-        .map(|mut r| {
-            r.alloc_wall_s = 0.0;
-            r
-        })
-        .collect()
 }
 
 fn run(s: &Scenario) -> VecSink {

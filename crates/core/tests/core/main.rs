@@ -3,6 +3,7 @@
 //! per area.
 
 mod allocation;
+mod cells;
 mod closed_forms;
 mod config;
 mod determinism;
@@ -11,6 +12,12 @@ mod quantization;
 mod queueing;
 mod sweep;
 mod workload;
+
+/// Round rows without the allocator's wall time (the one column that
+/// varies between runs of one seed).
+pub fn strip_wall(rows: &[sflam_core::trace::RoundRow]) -> Vec<sflam_core::trace::RoundRow> {
+    rows.iter().map(|r| sflam_core::trace::RoundRow { alloc_wall_s: 0.0, ..r.clone() }).collect()
+}
 
 /// A path in the repository (tests run in `crates/core`).
 pub fn repo(path: &str) -> std::path::PathBuf {

@@ -383,7 +383,7 @@ fn local_epochs_charge_each_device_its_own_iterations() {
     s.training.local_epochs = 2;
     let iters: std::cell::RefCell<Vec<(u32, u32, u32)>> = Default::default();
     let mut sink = VecSink::default();
-    let hook: sflam_core::engine::DecisionHook = Box::new(|p, _| {
+    let hook: sflam_core::engine::DecisionHook = Box::new(|_, p, _| {
         for c in &p.candidates {
             iters.borrow_mut().push((p.round, c.device.0, p.iterations_of(c)));
         }

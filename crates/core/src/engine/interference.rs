@@ -1,0 +1,64 @@
+//! Uplink interference between cells (`cells.interference = "full"`).
+//!
+//! The approximation, stated: each cell's allocator plans on SNR, knowing
+//! nothing of the others; once every cell has decided, the interference on
+//! a device's RB at its own site is the sum, over the devices scheduled on
+//! the same RB index in the other cells of the same reuse colour, of their
+//! planned power times their large-scale gain to that site (path loss and
+//! the link's shadowing; fading averaged out), as if all uploads of the
+//! round overlapped in time: an upper bound for uploads that do not. The
+//! realized rate is then eq. 12 with noise + interference, and the
+//! engine's phases run at it.
+
+use crate::device::{DeviceId, Population};
+use crate::geo::{CellId, Cells};
+use crate::net::PathLoss;
+use rayon::prelude::*;
+
+/// One scheduled uplink.
+#[derive(Clone, Copy, Debug)]
+pub struct Tx {
+    pub cell: CellId,
+    pub dev: DeviceId,
+    /// RB index within its cell's band.
+    pub rb: usize,
+    /// [W]
+    pub power_w: f64,
+}
+
+/// Interference [W] at each transmitter's own site, in the order of
+/// `txs`. Independent of the thread count: each sum runs over the same
+/// transmitters in the same order.
+pub fn interference_w(cells: &Cells, pl: &dyn PathLoss, pop: &Population, txs: &[Tx]) -> Vec<f64> {
+    // Co-channel groups: (colour, rb) -> transmitters, in `txs` order.
+    let mut order: Vec<usize> = (0..txs.len()).collect();
+    let key = |i: usize| (cells.cells[txs[i].cell as usize].colour, txs[i].rb);
+    order.sort_by_key(|&i| (key(i), i));
+    let mut group_of = vec![0..0; txs.len()];
+    let mut s = 0;
+    while s < order.len() {
+        let mut e = s + 1;
+        while e < order.len() && key(order[e]) == key(order[s]) {
+            e += 1;
+        }
+        for &i in &order[s..e] {
+            group_of[i] = s..e;
+        }
+        s = e;
+    }
+    (0..txs.len())
+        .into_par_iter()
+        .map(|i| {
+            let me = txs[i];
+            order[group_of[i].clone()]
+                .iter()
+                .map(|&j| txs[j])
+                .filter(|o| o.cell != me.cell)
+                .map(|o| {
+                    let k = o.dev.idx();
+                    o.power_w * cells.gain_to(pl, o.dev.0, &pop.position(o.dev), pop.shadowing_db[k], me.cell)
+                })
+                .sum()
+        })
+        .collect()
+}

@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md`.
 
 pub mod alloc;
+pub mod backhaul;
 pub mod config;
 pub mod device;
 pub mod engine;

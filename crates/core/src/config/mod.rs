@@ -39,6 +39,7 @@ pub struct Scenario {
     pub run: RunConfig,
     pub network: NetworkConfig,
     pub cells: CellsConfig,
+    pub backhaul: BackhaulConfig,
     pub devices: DevicesConfig,
     pub availability: AvailabilityConfig,
     pub mobility: MobilityConfig,
@@ -57,6 +58,7 @@ macro_rules! for_each_section {
         $m!(run, $crate::config::RunConfig);
         $m!(network, $crate::config::NetworkConfig);
         $m!(cells, $crate::config::CellsConfig);
+        $m!(backhaul, $crate::config::BackhaulConfig);
         $m!(devices, $crate::config::DevicesConfig);
         $m!(availability, $crate::config::AvailabilityConfig);
         $m!(mobility, $crate::config::MobilityConfig);
@@ -201,6 +203,39 @@ section! {
         /// their uploads overlapped, averaged over fading) or `"none"` (SNR).
         interference: InterferenceKind = InterferenceKind::Full, X, Rule::Any;
     }
+}
+
+section! {
+    /// `[backhaul]`: the links between the cells' edge servers and a cloud
+    /// aggregator (`crate::backhaul`). Edge servers aggregate their cell's
+    /// devices every round; every `cloud_every` rounds each edge model
+    /// travels to the cloud and the global model back, over shortest paths
+    /// whose links are FIFO queues, before the next round starts.
+    BackhaulConfig "backhaul" {
+        /// Simulate the backhaul; off: no backhaul time (the paper's single
+        /// server, or flat aggregation across cells at no cost).
+        enabled: bool = false, X, Rule::Any;
+        /// Cloud aggregation period k [rounds]: the edge models go to the
+        /// cloud after rounds k-1, 2k-1, ... (k = 1: every round).
+        cloud_every: u32 = 1, X, Rule::MinU(1);
+        /// `"star"` (every edge server linked to the cloud directly) or
+        /// `"file"` (`links_file`).
+        topology: BackhaulTopology = BackhaulTopology::Star, X, Rule::Any;
+        /// Rate of each star link, each direction [bit/s].
+        rate_bps: f64 = 1e9, X, Rule::AboveF(0.0);
+        /// One-way latency of each star link [s].
+        latency_s: f64 = 0.005, X, Rule::MinF(0.0);
+        /// With `topology = "file"`: a CSV or Parquet table of links with
+        /// columns `from`, `to` (node ids: cells 0..count-1, the cloud -1,
+        /// any other id a router), `rate_bps` [bit/s] and `latency_s` [s];
+        /// each link carries both directions, each its own FIFO queue.
+        links_file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
+    }
+}
+
+choice! {
+    /// How the backhaul is laid out.
+    BackhaulTopology { Star = "star", File = "file" }
 }
 
 choice! {

@@ -25,6 +25,7 @@ pub use params::EngineParams;
 pub use participant::Phase;
 
 use crate::alloc::{Allocator, Decision, Problem, timeline};
+use crate::backhaul::Backhaul;
 use crate::config::InterferenceKind;
 use crate::config::{RoundMode, Scenario};
 use crate::device::{Availability, DeviceId, Mobility, Population};
@@ -93,6 +94,11 @@ pub enum Ev {
         cell: CellId,
         token: u64,
     },
+    /// A model on the backhaul reached the next node of its route.
+    Hop {
+        round: u32,
+        transfer: u32,
+    },
     /// A participant drops out.
     Dropout {
         round: u32,
@@ -115,6 +121,16 @@ pub struct Totals {
     pub rounds_done: u32,
 }
 
+/// One model on the backhaul: a cell's edge model going up, or the
+/// cloud's model coming down to it.
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    cell: CellId,
+    up: bool,
+    /// Hops done.
+    hops: usize,
+}
+
 /// One cell's edge server and allocator.
 struct CellState {
     server: Box<dyn ServerDiscipline>,
@@ -131,6 +147,13 @@ pub struct Engine<'s> {
     cells: Cells,
     cell_state: Vec<CellState>,
     interference: InterferenceKind,
+    backhaul: Option<Backhaul>,
+    /// Cloud aggregation period [rounds].
+    cloud_every: u32,
+    transfers: Vec<Transfer>,
+    in_flight: usize,
+    /// The closed round's row while its models are on the backhaul.
+    pending: Option<RoundRow>,
     avail: Availability,
     mobility: Mobility,
     channel: Channel,
@@ -189,6 +212,7 @@ impl<'s> Engine<'s> {
         let mut pop = Population::draw(s);
         pop.place(s, &cells, channel.path_loss())?;
         let n = pop.len();
+        let backhaul = if s.backhaul.enabled { Some(Backhaul::build(s, cells.len(), p.model_bits)?) } else { None };
         let cell_state = (0..cells.len())
             .map(|c| CellState {
                 server: discipline_from(s.server.discipline),
@@ -203,6 +227,11 @@ impl<'s> Engine<'s> {
             cells,
             cell_state,
             interference: s.cells.interference,
+            backhaul,
+            cloud_every: s.backhaul.cloud_every,
+            transfers: Vec::new(),
+            in_flight: 0,
+            pending: None,
             rng_avail: stream(seed, "availability", 0),
             rng_mobility: stream(seed, "mobility", 0),
             rng_candidates: stream(seed, "candidates", 0),
@@ -605,14 +634,11 @@ impl<'s> Engine<'s> {
             realized_efficiency_per_j: if energy_j > 0.0 { sums.utility / energy_j } else { 0.0 },
             alloc_iterations: self.decisions.iter().map(|d| d.iterations).sum(),
             handovers: self.handovers,
+            backhaul_s: 0.0,
             alloc_wall_s: self.alloc_wall_s,
             loss,
             accuracy,
         };
-        self.sink.round(&row)?;
-        if let Some(cb) = self.on_round.as_mut() {
-            cb(&row);
-        }
         let t = &mut self.totals;
         t.scheduled += n as u64;
         t.finished += sums.finished as u64;
@@ -620,8 +646,63 @@ impl<'s> Engine<'s> {
         t.failed += sums.failed as u64;
         t.energy_cmp_j += sums.energy_cmp_j;
         t.energy_com_j += sums.energy_com_j;
-        t.rounds_done += 1;
         self.round_open = false;
+        if self.backhaul.is_some() && (r + 1).is_multiple_of(self.cloud_every) {
+            // The edge models go to the cloud; the round's row waits for
+            // the global model to be back at every edge server.
+            self.pending = Some(row);
+            self.transfers = (0..self.cells.len() as CellId).map(|cell| Transfer { cell, up: true, hops: 0 }).collect();
+            self.in_flight = self.transfers.len();
+            for t in 0..self.transfers.len() {
+                self.hop(t, ctx)?;
+            }
+            return Ok(());
+        }
+        self.finish_round(row, ctx)
+    }
+
+    /// Transfer `t` is at its next node now: onto the next link, or done.
+    /// When the last model reaches the cloud, the global model starts
+    /// down to every cell; when the last one is home, the round finishes.
+    fn hop(&mut self, t: usize, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        let now = ctx.now();
+        let bh = self.backhaul.as_mut().expect("transfers only with a backhaul");
+        let tr = self.transfers[t];
+        let route = bh.route_up(tr.cell as usize);
+        if tr.hops < route.len() {
+            let hop = if tr.up { route[tr.hops] } else { Backhaul::reversed(route[route.len() - 1 - tr.hops]) };
+            let at = bh.send(hop, now)?;
+            self.transfers[t].hops += 1;
+            ctx.schedule(at, Ev::Hop { round: self.round, transfer: t as u32 });
+            return Ok(());
+        }
+        self.in_flight -= 1;
+        if self.in_flight > 0 {
+            return Ok(());
+        }
+        if tr.up {
+            // The cloud has every edge model: the global model goes down.
+            self.transfers =
+                (0..self.cells.len() as CellId).map(|cell| Transfer { cell, up: false, hops: 0 }).collect();
+            self.in_flight = self.transfers.len();
+            for t in 0..self.transfers.len() {
+                self.hop(t, ctx)?;
+            }
+            return Ok(());
+        }
+        let mut row = self.pending.take().expect("a round waits on the backhaul");
+        row.backhaul_s = now.as_secs_f64() - row.end_s;
+        self.finish_round(row, ctx)
+    }
+
+    /// Writes the round's row and starts the next round (or stops).
+    fn finish_round(&mut self, row: RoundRow, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        self.sink.round(&row)?;
+        if let Some(cb) = self.on_round.as_mut() {
+            cb(&row);
+        }
+        self.totals.rounds_done += 1;
+        let now = ctx.now();
         self.round += 1;
         if self.round >= self.p.rounds {
             ctx.stop();
@@ -639,6 +720,7 @@ impl<'s> Engine<'s> {
             Ev::Step { round, dev, phase, .. } => (round, Some(dev.0), phase.done_event()),
             Ev::ServerWake { round, .. } => (round, None, "server-wake"),
             Ev::Dropout { round, dev, .. } => (round, Some(dev.0), "dropout"),
+            Ev::Hop { round, .. } => (round, None, "backhaul-hop"),
         };
         self.sink.event(&EventRow { time_ns: t.0, round, device, kind })
     }
@@ -696,6 +778,9 @@ impl Model for Engine<'_> {
                 Ok(())
             }
             Ev::Dropout { round, slot, .. } if current(round, self) => self.fail(slot as usize, Outcome::Dropped, ctx),
+            Ev::Hop { round, transfer } if round == self.round && self.pending.is_some() => {
+                self.hop(transfer as usize, ctx)
+            }
             // Events of a closed round are stale.
             _ => Ok(()),
         }

@@ -59,6 +59,9 @@ pub struct EngineParams {
     pub activation_elements: u64,
     /// Bits uploaded once per round besides activations [bit].
     pub extra_upload_bits: u64,
+    /// The whole model in fp32, as an edge server sends it over the
+    /// backhaul [bit].
+    pub model_bits: u64,
     /// Energy coefficient κ [W/(cycle/s)^3 per core].
     pub kappa: f64,
     /// Resource blocks K per cell [1].
@@ -142,6 +145,7 @@ impl EngineParams {
             downlink,
             activation_elements: act,
             extra_upload_bits: profile.extra_upload_bits(work.device_params, work.server_params, net.model_upload),
+            model_bits: 32 * (work.device_params + work.server_params) as u64,
             kappa: s.devices.kappa,
             rb_count: cells.cells.iter().map(|c| c.rb_count).collect(),
             rb_bandwidth_hz: net.rb_bandwidth_hz,

@@ -50,6 +50,10 @@ crate::row! {
         pub alloc_iterations: u32,
         /// Candidates whose cell changed since they last associated [1].
         pub handovers: u32,
+        /// From the round's close until every edge server holds the cloud's
+        /// model again (cloud-aggregation rounds of `[backhaul]`; 0 in the
+        /// others) [s]. The next round starts after it.
+        pub backhaul_s: f64,
         /// Allocator wall time [s]: the one column that varies between runs.
         pub alloc_wall_s: f64,
         pub loss: Option<f64>,

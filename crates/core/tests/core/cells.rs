@@ -202,3 +202,71 @@ fn cell_and_position_tables_are_read_and_bad_ones_named() {
     assert!((t.devices[7].x_m - 21.0).abs() < 1e-9 && (t.devices[7].y_m + 7.0).abs() < 1e-9);
     assert!(t.devices[0].x_m.abs() < 1e-9 && t.devices[0].y_m.abs() < 1e-9, "a device on a site stays there");
 }
+
+/// The whole ViT-B/32 in fp32 [bit]: what an edge server sends.
+fn model_bits() -> f64 {
+    let w = sflam_core::workload::Workload::of(sflam_core::workload::vit_config("vit-b32").unwrap());
+    32.0 * (w.device_params + w.server_params) as f64
+}
+
+#[test]
+fn star_backhaul_takes_a_model_up_and_down_every_k_rounds() {
+    let (rate, lat) = (1e8, 0.01);
+    let s = multi(&[
+        "backhaul.enabled=true",
+        "backhaul.cloud_every=2",
+        &format!("backhaul.rate_bps={rate}"),
+        &format!("backhaul.latency_s={lat}"),
+    ]);
+    let t = run(&s);
+    // Every cell has its own link: no queueing, one transfer time each way.
+    let expect = 2.0 * (model_bits() / rate + lat);
+    for r in &t.rounds {
+        let want = if (r.round + 1) % 2 == 0 { expect } else { 0.0 };
+        assert!((r.backhaul_s - want).abs() < 1e-6, "round {}: {} vs {want}", r.round, r.backhaul_s);
+    }
+    for w in t.rounds.windows(2) {
+        assert!((w[1].start_s - (w[0].end_s + w[0].backhaul_s)).abs() < 1e-6, "the next round waits for the backhaul");
+    }
+    // Off: no backhaul time, and the device traces are the same.
+    let off = run(&multi(&[]));
+    assert!(off.rounds.iter().all(|r| r.backhaul_s == 0.0));
+    assert_eq!(off.device_rounds.len(), t.device_rounds.len());
+}
+
+#[test]
+fn a_shared_backhaul_link_queues_the_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let links = dir.path().join("links.csv");
+    // Cells 0, 1, 2 to router 10 on fast links, the router to the cloud on one slow link.
+    let (fast, slow, l1, l2) = (1e10, 1e8, 0.001, 0.02);
+    std::fs::write(
+        &links,
+        format!(
+            "from,to,rate_bps,latency_s\n0,10,{fast},{l1}\n1,10,{fast},{l1}\n2,10,{fast},{l1}\n10,-1,{slow},{l2}\n"
+        ),
+    )
+    .unwrap();
+    let s = multi(&[
+        "cells.count=3",
+        "backhaul.enabled=true",
+        "backhaul.topology=\"file\"",
+        &format!("backhaul.links_file=\"{}\"", links.display()),
+    ]);
+    let t = run(&s);
+    let b = model_bits();
+    // Up: all three reach the router together and cross the slow link one
+    // after the other; down: the same in the other direction, then each
+    // its own fast link.
+    let expect = 2.0 * (b / fast + l1) + 6.0 * b / slow + 2.0 * l2;
+    for r in &t.rounds {
+        assert!((r.backhaul_s - expect).abs() < 1e-6, "round {}: {} vs {expect}", r.round, r.backhaul_s);
+    }
+
+    std::fs::write(&links, "from,to,rate_bps,latency_s\n0,-1,1e9,0.01\n1,-1,1e9,0.01\n").unwrap();
+    let e = sflam_core::run::simulate(&s, &mut VecSink::default(), None, None, None).unwrap_err().to_string();
+    assert!(e.contains("links.csv") && e.contains("cell 2 has no path"), "{e}");
+    std::fs::write(&links, "from,to,rate_bps,latency_s\n0,-1,0,0.01\n").unwrap();
+    let e = sflam_core::run::simulate(&s, &mut VecSink::default(), None, None, None).unwrap_err().to_string();
+    assert!(e.contains("links.csv") && e.contains("row 1") && e.contains("rate_bps"), "{e}");
+}

@@ -270,3 +270,29 @@ fn a_shared_backhaul_link_queues_the_models() {
     let e = sflam_core::run::simulate(&s, &mut VecSink::default(), None, None, None).unwrap_err().to_string();
     assert!(e.contains("links.csv") && e.contains("row 1") && e.contains("rate_bps"), "{e}");
 }
+
+#[test]
+fn strongest_association_beats_the_home_link_and_is_nearest_without_shadowing() {
+    let pl =
+        |s: &Scenario, d: f64| s.network.path_loss_intercept_db + s.network.path_loss_slope_db * (d / 1000.0).log10();
+    // No shadowing: the strongest site is the nearest one.
+    let s0 = multi(&["cells.association=\"strongest\"", "devices.placement=\"uniform\""]);
+    let near = run(&multi(&["devices.placement=\"uniform\""]));
+    assert_eq!(run(&s0).devices, near.devices);
+
+    // Shadowing: the chosen link's loss (recovered from the traced gain,
+    // fading off) is at most the home link's, whose shadowing the devices
+    // table gives; and some devices leave their nearest site for it.
+    let s = multi(&["cells.association=\"strongest\"", "network.shadowing_std_db=8.0"]);
+    let t = run(&s);
+    let ring = run(&multi(&["network.shadowing_std_db=8.0"]));
+    let mut moved = 0;
+    for r in &t.device_rounds {
+        let d = &t.devices[r.device as usize];
+        let chosen_loss_db = -10.0 * r.gain.log10();
+        let home_loss_db = pl(&s, d.distance_m) + d.shadowing_db;
+        assert!(chosen_loss_db <= home_loss_db + 1e-9, "device {}: {chosen_loss_db} > {home_loss_db}", d.device);
+        moved += (r.cell != ring.devices[r.device as usize].cell) as usize;
+    }
+    assert!(moved > 0, "shadowing never changed a device's cell");
+}

@@ -4,20 +4,10 @@
 //! from files with errors that name them.
 
 use crate::strip_wall;
-use sflam_core::config::{Scenario, load_scenario};
+use sflam_core::config::Scenario;
 use sflam_core::trace::VecSink;
 
-fn scenario(overrides: &[&str]) -> Scenario {
-    let ov: Vec<String> =
-        std::iter::once("training.enabled=false").chain(overrides.iter().copied()).map(str::to_string).collect();
-    load_scenario(&crate::repo("scenarios/default.toml"), &ov).unwrap()
-}
-
-fn run(s: &Scenario) -> VecSink {
-    let mut sink = VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None).unwrap();
-    sink
-}
+use crate::{default_timing as scenario, run_vec as run};
 
 /// Several cells on a hex grid, no shadowing, static devices: what the
 /// brute-force checks below recompute from the traces.

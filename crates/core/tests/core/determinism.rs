@@ -2,25 +2,9 @@
 //! the kernel keeps equal-time events FIFO.
 
 use crate::strip_wall;
-use sflam_core::config::{Scenario, load_scenario};
+use crate::{default_timing as scenario, run_vec as run};
 use sflam_core::sim::{Context, Kernel, Model};
-use sflam_core::trace::VecSink;
 use sflam_core::units::SimTime;
-
-/// The default scenario, timing only (the simulator's determinism; the
-/// co-simulation's is tested with the learning half).
-fn scenario(overrides: &[&str]) -> Scenario {
-    let ov: Vec<String> =
-        std::iter::once("training.enabled=false").chain(overrides.iter().copied()).map(str::to_string).collect();
-    load_scenario(&crate::repo("scenarios/default.toml"), &ov).unwrap()
-}
-
-fn run(s: &Scenario) -> VecSink {
-    let mut sink = VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None).unwrap();
-    assert!(sink.finished);
-    sink
-}
 
 #[test]
 fn same_seed_same_rows() {

@@ -13,6 +13,22 @@ mod queueing;
 mod sweep;
 mod workload;
 
+/// The default scenario, timing only (the simulator's half; the
+/// co-simulation is tested with the learning half), with `overrides`.
+pub fn default_timing(overrides: &[&str]) -> sflam_core::config::Scenario {
+    let ov: Vec<String> =
+        std::iter::once("training.enabled=false").chain(overrides.iter().copied()).map(str::to_string).collect();
+    sflam_core::config::load_scenario(&repo("scenarios/default.toml"), &ov).unwrap()
+}
+
+/// Runs `s` into memory; the sink is finished.
+pub fn run_vec(s: &sflam_core::config::Scenario) -> sflam_core::trace::VecSink {
+    let mut sink = sflam_core::trace::VecSink::default();
+    sflam_core::run::simulate(s, &mut sink, None, None, None).unwrap();
+    assert!(sink.finished);
+    sink
+}
+
 /// Round rows without the allocator's wall time (the one column that
 /// varies between runs of one seed).
 pub fn strip_wall(rows: &[sflam_core::trace::RoundRow]) -> Vec<sflam_core::trace::RoundRow> {

@@ -10,11 +10,7 @@ use sflam_core::alloc::{Exclusion, Problem, allocator_from};
 use sflam_core::config::{AllocatorConfig, FrameworkKind, RoundMode, Scenario, ServerDisciplineKind};
 use sflam_core::trace::{Outcome, VecSink};
 
-fn run(s: &Scenario) -> VecSink {
-    let mut sink = VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None).unwrap();
-    sink
-}
+use crate::run_vec as run;
 
 /// A deadline scenario where the server is the bottleneck: 12 RBs, two
 /// iterations, ViT-B/32's server step on a slow server.

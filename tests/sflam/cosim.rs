@@ -139,3 +139,57 @@ fn fashion_mnist_from_the_debian_package() {
     let all: Vec<u32> = (0..10_000).collect();
     assert_eq!(te.class_counts(&all), vec![1000; 10]);
 }
+
+#[test]
+fn hierarchical_aggregation_edges_every_round_cloud_every_k() {
+    // Three cells, the cloud aggregating after rounds 1 and 3: replayed by
+    // hand from the traces (which devices finished where), each cell's
+    // devices starting from its edge model, the cloud averaging the edge
+    // models by their samples and every cell starting from it again.
+    let mut s = scenario(
+        "[training]\nenabled = true\ndataset = \"synthetic\"\nmin_samples = 20\nbatch = 16\neval_samples = 200\n\
+         optimizer = \"adam\"\nlr = 0.002\n\
+         [cells]\ncount = 3\ninter_site_m = 600.0\n[backhaul]\nenabled = true\ncloud_every = 2\n",
+    );
+    s.run.rounds = 4;
+    s.run.candidates = 12;
+    let sink = run(&s);
+    assert!(sink.rounds.iter().all(|r| r.accuracy.is_some()));
+    let cells: std::collections::BTreeSet<u32> = sink.device_rounds.iter().map(|d| d.cell).collect();
+    assert!(cells.len() > 1, "devices trained in several cells");
+
+    let t = sflam::train::trainer_of(&s).unwrap();
+    let fw = framework(s.training.framework);
+    let mut global = t.initial_params();
+    let mut edges: std::collections::BTreeMap<u32, (sflam::train::Params, f64)> = Default::default();
+    for r in &sink.rounds {
+        for &c in &cells {
+            let work: Vec<Work> = sink
+                .device_rounds
+                .iter()
+                .filter(|d| d.round == r.round && d.cell == c && d.outcome == Outcome::Finished)
+                .map(|d| Work { device: d.device, bits: d.bits })
+                .collect();
+            if work.is_empty() {
+                continue;
+            }
+            let start = edges.get(&c).map_or_else(|| global.clone(), |e| e.0.clone());
+            let mut st = ModelState { global: start, local: Default::default() };
+            fw.round(&t, &mut st, r.round, &work).unwrap();
+            let samples: f64 = work.iter().map(|w| t.samples(w.device) as f64).sum();
+            edges.insert(c, (st.global, samples));
+        }
+        if (r.round + 1) % 2 == 0 {
+            let avg = |half: fn(&sflam::train::Params) -> &[f32]| {
+                sflam::train::params::weighted_average(edges.values().map(|(p, w)| (*w, half(p)))).unwrap()
+            };
+            global = sflam::train::Params { device: avg(|p| &p.device), server: avg(|p| &p.server) };
+            edges.clear();
+        }
+        let acc = t.evaluate(&global).unwrap().accuracy;
+        assert_eq!(Some(acc), r.accuracy, "round {}", r.round);
+        assert!(r.backhaul_s > 0.0 || (r.round + 1) % 2 != 0);
+    }
+    // Between cloud rounds the global model does not move.
+    assert_eq!(sink.rounds[0].accuracy, Some(t.evaluate(&t.initial_params()).unwrap().accuracy));
+}

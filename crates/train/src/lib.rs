@@ -25,7 +25,7 @@ pub mod training;
 pub mod wire;
 
 // The core's modules, as this crate sees them.
-pub(crate) use sflam_core::{config, device, engine, error, quant, sim, trace, workload};
+pub(crate) use sflam_core::{config, engine, error, quant, sim, trace, workload};
 
 pub use crate::config::{BackendKind, LrSchedule, OptimizerKind, OptimizerState};
 pub use framework::{Framework, ModelState, RoundStats, Work, framework};
@@ -35,8 +35,10 @@ use crate::config::{FrameworkKind, Scenario};
 use crate::error::{Error, Result};
 use crate::sim::rng::stream;
 use crate::trace::parquet::TableFile;
+use params::weighted_average;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -440,11 +442,17 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
 }
 
 /// The learning half inside the simulation (`training.enabled`): the
-/// engine hands it each round's finished participants and their bits.
+/// engine hands it each round's finished participants, their bits and
+/// cells, and how to aggregate (flat, or edge servers every round and the
+/// cloud every `backhaul.cloud_every` rounds).
 pub struct CoLearner {
     trainer: Trainer,
     fw: Box<dyn Framework>,
     state: ModelState,
+    /// Hierarchical aggregation: each cell's edge model since the cloud's
+    /// last aggregation, with its weight (the samples of the devices its
+    /// latest edge round averaged) [samples].
+    edges: BTreeMap<u32, (Params, f64)>,
     eval_every: u32,
     rounds: u32,
     import: Option<import::ImportReport>,
@@ -458,10 +466,45 @@ impl CoLearner {
             fw: framework(s.training.framework),
             trainer,
             state,
+            edges: BTreeMap::new(),
             import,
             eval_every: s.training.eval_every,
             rounds: s.run.rounds,
         })
+    }
+}
+
+impl CoLearner {
+    /// Hierarchical aggregation: the framework's round runs per cell,
+    /// from the cell's edge model (the global model when the cloud has
+    /// aggregated since), and its result becomes the edge model; with
+    /// `cloud`, the edge models are then averaged into the global model
+    /// (weighted by their samples) and the edge models dropped.
+    fn edge_round(&mut self, round: u32, finished: &[crate::engine::Finished], cloud: bool) -> Result<RoundStats> {
+        let mut by_cell: BTreeMap<u32, Vec<Work>> = BTreeMap::new();
+        for f in finished {
+            by_cell.entry(f.cell).or_default().push(Work { device: f.device.0, bits: f.bits });
+        }
+        let mut stats = RoundStats::default();
+        for (cell, work) in by_cell {
+            let start = self.edges.get(&cell).map_or_else(|| self.state.global.clone(), |e| e.0.clone());
+            let mut st = ModelState { global: start, local: std::mem::take(&mut self.state.local) };
+            let s = self.fw.round(&self.trainer, &mut st, round, &work);
+            self.state.local = st.local;
+            let s = s?;
+            let weight = work.iter().map(|w| self.trainer.samples(w.device) as f64).sum();
+            self.edges.insert(cell, (st.global, weight));
+            stats.losses.extend(s.losses);
+            stats.wire_bytes.extend(s.wire_bytes);
+        }
+        if cloud {
+            let avg = |half: fn(&Params) -> &[f32]| weighted_average(self.edges.values().map(|(p, w)| (*w, half(p))));
+            if let (Some(device), Some(server)) = (avg(|p| &p.device), avg(|p| &p.server)) {
+                self.state.global = Params { device, server };
+            }
+            self.edges.clear();
+        }
+        Ok(stats)
     }
 }
 
@@ -471,9 +514,22 @@ impl crate::engine::Learner for CoLearner {
         (t.parts.iter().map(|p| p.len() as u64).collect(), t.parts.iter().map(|p| t.train.class_counts(p)).collect())
     }
 
-    fn round(&mut self, round: u32, finished: &[(crate::device::DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)> {
-        let work: Vec<Work> = finished.iter().map(|&(d, bits)| Work { device: d.0, bits }).collect();
-        let stats = self.fw.round(&self.trainer, &mut self.state, round, &work)?;
+    fn round(
+        &mut self,
+        round: u32,
+        finished: &[crate::engine::Finished],
+        aggregation: crate::engine::Aggregation,
+    ) -> Result<(Option<f64>, Option<f64>)> {
+        use crate::engine::Aggregation;
+        let stats = match aggregation {
+            Aggregation::Flat => {
+                let work: Vec<Work> = finished.iter().map(|f| Work { device: f.device.0, bits: f.bits }).collect();
+                self.fw.round(&self.trainer, &mut self.state, round, &work)?
+            }
+            Aggregation::Edge | Aggregation::EdgeAndCloud => {
+                self.edge_round(round, finished, aggregation == Aggregation::EdgeAndCloud)?
+            }
+        };
         let last = round + 1 == self.rounds;
         let acc = if (round + 1).is_multiple_of(self.eval_every) || last {
             Some(self.fw.evaluate(&self.trainer, &self.state)?.accuracy)

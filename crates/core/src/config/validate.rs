@@ -66,15 +66,6 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if bh.enabled && bh.topology == crate::config::BackhaulTopology::File && bh.links_file.is_empty() {
         c.push("backhaul.links_file", "\"\"", "a .csv or .parquet table of links when backhaul.topology = \"file\"");
     }
-    if bh.enabled && bh.cloud_every > 1 && s.training.enabled {
-        // The learner aggregates flat every round; hierarchical
-        // aggregation of the model itself is not built yet.
-        c.push(
-            "backhaul.cloud_every",
-            bh.cloud_every,
-            "1 when training.enabled (hierarchical aggregation of the trained model is not built yet)",
-        );
-    }
 
     let q = &s.quantization;
     c.ordered_u("quantization.bits_min", q.bits_min as u64, "quantization.bits_max", q.bits_max as u64);

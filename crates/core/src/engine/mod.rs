@@ -52,16 +52,45 @@ pub type DecisionHook<'a> = Box<dyn FnMut(CellId, &Problem, &Decision) -> Result
 /// Called after every round with its row (progress bars).
 pub type RoundHook<'a> = Box<dyn FnMut(&RoundRow) + 'a>;
 
+/// A participant that met its round, as the learner gets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finished {
+    pub device: DeviceId,
+    /// Bits its activations were sent at (32 = fp32) [bit].
+    pub bits: u32,
+    /// The cell it trained in.
+    pub cell: CellId,
+}
+
+/// How a round's updates are aggregated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregation {
+    /// One global model from every finished participant (no backhaul, or
+    /// the cloud aggregating every round: the same average).
+    Flat,
+    /// Each cell's edge server averages its own participants into its
+    /// edge model; the cloud does not aggregate this round.
+    Edge,
+    /// Edge aggregation, then the cloud averages the edge models into the
+    /// global model, which every edge server starts from next.
+    EdgeAndCloud,
+}
+
 /// The learning half as the engine sees it (co-simulation): called at the
 /// end of every round with the participants that met the deadline, in
-/// device order, and the bits they sent at (32 = fp32). Returns the
-/// round's training loss [nat] and, when it evaluated, the global model's
-/// test accuracy [1].
+/// device order, with their bits and cells, and how to aggregate. Returns
+/// the round's training loss [nat] and, when it evaluated, the global
+/// model's test accuracy [1].
 pub trait Learner {
     /// Samples and per-class counts of every device's data, so the
     /// simulation's data shares are the partition's.
     fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>);
-    fn round(&mut self, round: u32, finished: &[(DeviceId, u32)]) -> Result<(Option<f64>, Option<f64>)>;
+    fn round(
+        &mut self,
+        round: u32,
+        finished: &[Finished],
+        aggregation: Aggregation,
+    ) -> Result<(Option<f64>, Option<f64>)>;
     /// What the initial weights came from (the import report of a
     /// checkpoint), for the run's summary; `None` for a random start.
     fn init_report(&self) -> Option<serde_json::Value> {
@@ -603,10 +632,18 @@ impl<'s> Engine<'s> {
             Some(l) => {
                 let finished = self.parts.iter().filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))));
                 self.learner_steps += finished.clone().map(|p| p.iterations as u64).sum::<u64>();
-                let mut done: Vec<(DeviceId, u32)> = finished.map(|p| (p.dev, p.bits)).collect();
+                let mut done: Vec<Finished> =
+                    finished.map(|p| Finished { device: p.dev, bits: p.bits, cell: p.cell }).collect();
                 done.sort_unstable();
+                // Edge servers aggregate every round; the cloud every k-th
+                // (k = 1, or no backhaul: one flat average).
+                let aggregation = match (&self.backhaul, self.cloud_every) {
+                    (None, _) | (Some(_), 1) => Aggregation::Flat,
+                    _ if (r + 1).is_multiple_of(self.cloud_every) => Aggregation::EdgeAndCloud,
+                    _ => Aggregation::Edge,
+                };
                 let wall = std::time::Instant::now();
-                let out = l.round(r, &done)?;
+                let out = l.round(r, &done, aggregation)?;
                 self.learner_wall_s += wall.elapsed().as_secs_f64();
                 out
             }

@@ -42,6 +42,8 @@ pub struct Backhaul {
     free_at: BTreeMap<Hop, SimTime>,
     /// Bits of one model on the wire [bit].
     model_bits: u64,
+    /// [J/bit]
+    energy_per_bit_j: f64,
 }
 
 impl Backhaul {
@@ -90,7 +92,7 @@ impl Backhaul {
                 .collect();
             up.push(hops);
         }
-        Ok(Backhaul { graph, up, free_at: BTreeMap::new(), model_bits })
+        Ok(Backhaul { graph, up, free_at: BTreeMap::new(), model_bits, energy_per_bit_j: b.energy_per_bit_j })
     }
 
     /// Hops from cell `c`'s edge server to the cloud.
@@ -101,6 +103,11 @@ impl Backhaul {
     /// The hop of the way back: the same link, the other direction.
     pub fn reversed(h: Hop) -> Hop {
         Hop { edge: h.edge, forward: !h.forward }
+    }
+
+    /// Energy of one model crossing one link [J].
+    pub fn hop_energy_j(&self) -> f64 {
+        self.model_bits as f64 * self.energy_per_bit_j
     }
 
     /// A model reaches `hop`'s link at `now`: it waits for the link, is

@@ -225,6 +225,9 @@ section! {
         rate_bps: f64 = 1e9, X, Rule::AboveF(0.0);
         /// One-way latency of each star link [s].
         latency_s: f64 = 0.005, X, Rule::MinF(0.0);
+        /// Energy of carrying one bit over one link (transmission and
+        /// switching; wired backhaul equipment spends 1-100 nJ/bit) [J/bit].
+        energy_per_bit_j: f64 = 1e-8, C, Rule::MinF(0.0);
         /// With `topology = "file"`: a CSV or Parquet table of links with
         /// columns `from`, `to` (node ids: cells 0..count-1, the cloud -1,
         /// any other id a router), `rate_bps` [bit/s] and `latency_s` [s];

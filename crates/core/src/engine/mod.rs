@@ -672,6 +672,7 @@ impl<'s> Engine<'s> {
             alloc_iterations: self.decisions.iter().map(|d| d.iterations).sum(),
             handovers: self.handovers,
             backhaul_s: 0.0,
+            backhaul_energy_j: 0.0,
             alloc_wall_s: self.alloc_wall_s,
             loss,
             accuracy,
@@ -709,6 +710,9 @@ impl<'s> Engine<'s> {
         if tr.hops < route.len() {
             let hop = if tr.up { route[tr.hops] } else { Backhaul::reversed(route[route.len() - 1 - tr.hops]) };
             let at = bh.send(hop, now)?;
+            if let Some(row) = self.pending.as_mut() {
+                row.backhaul_energy_j += bh.hop_energy_j();
+            }
             self.transfers[t].hops += 1;
             ctx.schedule(at, Ev::Hop { round: self.round, transfer: t as u32 });
             return Ok(());

@@ -54,6 +54,10 @@ crate::row! {
         /// model again (cloud-aggregation rounds of `[backhaul]`; 0 in the
         /// others) [s]. The next round starts after it.
         pub backhaul_s: f64,
+        /// Energy of those backhaul transfers: model bits x links crossed
+        /// x `backhaul.energy_per_bit_j` [J]; not in `energy_j` (the
+        /// devices') [J].
+        pub backhaul_energy_j: f64,
         /// Allocator wall time [s]: the one column that varies between runs.
         pub alloc_wall_s: f64,
         pub loss: Option<f64>,

@@ -215,6 +215,11 @@ fn star_backhaul_takes_a_model_up_and_down_every_k_rounds() {
         let want = if (r.round + 1) % 2 == 0 { expect } else { 0.0 };
         assert!((r.backhaul_s - want).abs() < 1e-6, "round {}: {} vs {want}", r.round, r.backhaul_s);
     }
+    // One link up and one down per cell: 2 x 7 hops of the model's bits.
+    for r in &t.rounds {
+        let want = if (r.round + 1) % 2 == 0 { 2.0 * 7.0 * model_bits() * s.backhaul.energy_per_bit_j } else { 0.0 };
+        assert!((r.backhaul_energy_j - want).abs() <= 1e-9 * want, "round {}: {}", r.round, r.backhaul_energy_j);
+    }
     for w in t.rounds.windows(2) {
         assert!((w[1].start_s - (w[0].end_s + w[0].backhaul_s)).abs() < 1e-6, "the next round waits for the backhaul");
     }
@@ -251,6 +256,9 @@ fn a_shared_backhaul_link_queues_the_models() {
     let expect = 2.0 * (b / fast + l1) + 6.0 * b / slow + 2.0 * l2;
     for r in &t.rounds {
         assert!((r.backhaul_s - expect).abs() < 1e-6, "round {}: {} vs {expect}", r.round, r.backhaul_s);
+        // Two links each way for each of the three cells.
+        let energy = 12.0 * b * s.backhaul.energy_per_bit_j;
+        assert!((r.backhaul_energy_j - energy).abs() <= 1e-9 * energy);
     }
 
     std::fs::write(&links, "from,to,rate_bps,latency_s\n0,-1,1e9,0.01\n1,-1,1e9,0.01\n").unwrap();

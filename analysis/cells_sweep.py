@@ -1,9 +1,10 @@
 """Hierarchical split federated learning over several cells, from a sweep
 over backhaul.cloud_every (k) x cells.reuse (`scenarios/cells-train.toml`):
 (a) the global model's test accuracy against simulated time, one line per
-(k, reuse); (b) device energy and (c) final accuracy against k, one bar
-per reuse factor. The table gives per run the final and best accuracy,
-the simulated time, the time spent on the backhaul, the device energy,
+(k, reuse); (b) energy (the devices', and the backhaul's stacked on it) and (c)
+final accuracy against k, one bar per reuse factor. The table gives per
+run the final and best accuracy, the simulated time, the time spent on
+the backhaul, the device and backhaul energy,
 the uploads scheduled and finished, and the mean SINR of the uploads.
 
 usage: python3 analysis/cells_sweep.py SWEEP_DIR [OUT_DIR]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
@@ -30,6 +31,7 @@ def main():
             (pl.col("end_s").last() + pl.col("backhaul_s").last()).alias("simulated_s"),
             pl.col("backhaul_s").sum().alias("backhaul_s"),
             pl.col("energy_j").sum().alias("energy_j"),
+            pl.col("backhaul_energy_j").sum().alias("backhaul_energy_j"),
             pl.col("scheduled").sum().alias("scheduled"),
             pl.col("finished").sum().alias("finished"),
         )
@@ -55,9 +57,12 @@ def main():
     for i, reuse in enumerate(reuses):
         sub = t.filter(pl.col("cells.reuse") == reuse).sort("backhaul.cloud_every")
         xs = [ks.index(k) + i * width for k in sub["backhaul.cloud_every"].to_list()]
-        ax[1].bar(xs, (sub["energy_j"] / 1000).to_list(), width=width, label=f"reuse {reuse}")
+        dev = (sub["energy_j"] / 1000).to_list()
+        ax[1].bar(xs, dev, width=width, label=f"devices, reuse {reuse}")
+        ax[1].bar(xs, (sub["backhaul_energy_j"] / 1000).to_list(), bottom=dev, width=width, alpha=0.5,
+                  label=f"backhaul, reuse {reuse}")
         ax[2].bar(xs, sub["final_accuracy"].to_list(), width=width, label=f"reuse {reuse}")
-    for a, yl in [(ax[1], "device energy of the run [kJ]"), (ax[2], "final test accuracy")]:
+    for a, yl in [(ax[1], "energy of the run [kJ]"), (ax[2], "final test accuracy")]:
         a.set_xticks([j + width * (len(reuses) - 1) / 2 for j in range(len(ks))], [f"k = {k}" for k in ks])
         a.set_ylabel(yl)
         a.legend()

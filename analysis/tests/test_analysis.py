@@ -200,3 +200,31 @@ def test_cells_table_counts_each_cells_uploads(tmp_path):
     assert (int(t[2]["scheduled"]), int(t[2]["finished"])) == (0, 0)
     assert float(t[0]["mean_sinr_db"]) == pytest.approx(20.0)
     assert float(t[1]["mean_rate_bps"]) == pytest.approx(3.5e7)
+
+
+def test_cells_sweep_table_sums_each_run(tmp_path):
+    for k in [1, 2]:
+        for reuse in [1, 3]:
+            folder = tmp_path / f"backhaul.cloud_every={k}" / f"cells.reuse={reuse}"
+            folder.mkdir(parents=True)
+            pl.DataFrame(
+                {"round": [0, 1], "end_s": [10.0, 20.0 + k], "backhaul_s": [0.0, 1.5 * k],
+                 "backhaul_energy_j": [0.0, 56.0 * reuse], "accuracy": [0.5, 0.6 + 0.01 * k],
+                 "energy_j": [100.0, 110.0 + reuse], "scheduled": [6, 6], "finished": [5, 6]},
+                schema_overrides={"round": pl.UInt32, "scheduled": pl.UInt32, "finished": pl.UInt32},
+            ).write_parquet(folder / "rounds.parquet")
+            pl.DataFrame(
+                {"round": [0, 1], "device": [0, 1], "sinr_db": [4.0, 6.0 + reuse]},
+                schema_overrides={"round": pl.UInt32, "device": pl.UInt32},
+            ).write_parquet(folder / "device_rounds.parquet")
+    out = tmp_path / "figures"
+    subprocess.run([sys.executable, str(ANALYSIS / "cells_sweep.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)
+    assert (out / "cells_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    t = {(int(r["backhaul.cloud_every"]), int(r["cells.reuse"])): r for r in read_md_table(out / "cells_sweep.md")}
+    r = t[(2, 3)]
+    assert float(r["energy_j"]) == pytest.approx(213.0)
+    assert float(r["backhaul_energy_j"]) == pytest.approx(168.0)
+    assert float(r["simulated_s"]) == pytest.approx(25.0)
+    assert float(r["final_accuracy"]) == pytest.approx(0.62)
+    assert float(r["mean_sinr_db"]) == pytest.approx(6.5)
+    assert int(r["finished"]) == 11

@@ -3,7 +3,7 @@
 //! and how the state moves on. Aggregation (eq. 6) weights by data size and
 //! covers only the participants handed in: the ones that met the deadline.
 
-use super::params::weighted_average;
+use super::params::weighted_average_model;
 use super::training::{Eval, LocalUpdate, Params, Trainer};
 use crate::config::{FrameworkKind, Profile};
 use crate::error::Result;
@@ -76,11 +76,10 @@ pub fn framework(kind: FrameworkKind) -> Box<dyn Framework> {
 }
 
 fn aggregate(t: &Trainer, state: &mut ModelState, work: &[Work], updates: &[LocalUpdate]) {
-    let weight = |w: &Work| t.samples(w.device) as f64;
-    if let Some(device) = weighted_average(work.iter().zip(updates).map(|(w, u)| (weight(w), &u.params.device[..]))) {
-        let server = weighted_average(work.iter().zip(updates).map(|(w, u)| (weight(w), &u.params.server[..])))
-            .expect("same participants as the device side");
-        state.global = Params { device, server };
+    let items: Vec<(f64, &Params)> =
+        work.iter().zip(updates).map(|(w, u)| (t.samples(w.device) as f64, &u.params)).collect();
+    if let Some(global) = weighted_average_model(&items) {
+        state.global = global;
     }
 }
 

@@ -35,7 +35,7 @@ use crate::config::{FrameworkKind, Scenario};
 use crate::error::{Error, Result};
 use crate::sim::rng::stream;
 use crate::trace::parquet::TableFile;
-use params::weighted_average;
+use params::weighted_average_model;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -498,9 +498,9 @@ impl CoLearner {
             stats.wire_bytes.extend(s.wire_bytes);
         }
         if cloud {
-            let avg = |half: fn(&Params) -> &[f32]| weighted_average(self.edges.values().map(|(p, w)| (*w, half(p))));
-            if let (Some(device), Some(server)) = (avg(|p| &p.device), avg(|p| &p.server)) {
-                self.state.global = Params { device, server };
+            let items: Vec<(f64, &Params)> = self.edges.values().map(|(p, w)| (*w, p)).collect();
+            if let Some(global) = weighted_average_model(&items) {
+                self.state.global = global;
             }
             self.edges.clear();
         }

@@ -11,7 +11,7 @@
 //! engine's phases run at it.
 
 use crate::device::{DeviceId, Population};
-use crate::geo::{CellId, Cells};
+use crate::geo::{CellId, Cells, Position};
 use crate::net::PathLoss;
 use rayon::prelude::*;
 
@@ -31,32 +31,36 @@ pub struct Tx {
 /// transmitters in the same order.
 pub fn interference_w(cells: &Cells, pl: &dyn PathLoss, pop: &Population, txs: &[Tx]) -> Vec<f64> {
     // Co-channel groups: (colour, rb) -> transmitters, in `txs` order.
-    let mut order: Vec<usize> = (0..txs.len()).collect();
     let key = |i: usize| (cells.cells[txs[i].cell as usize].colour, txs[i].rb);
+    let mut order: Vec<usize> = (0..txs.len()).collect();
     order.sort_by_key(|&i| (key(i), i));
     let mut group_of = vec![0..0; txs.len()];
-    let mut s = 0;
-    while s < order.len() {
-        let mut e = s + 1;
-        while e < order.len() && key(order[e]) == key(order[s]) {
-            e += 1;
+    let mut start = 0;
+    for g in order.chunk_by(|&a, &b| key(a) == key(b)) {
+        for &i in g {
+            group_of[i] = start..start + g.len();
         }
-        for &i in &order[s..e] {
-            group_of[i] = s..e;
-        }
-        s = e;
+        start += g.len();
     }
+    // Each transmitter's place, once: a group's members meet every other.
+    let at: Vec<(Position, (f64, f64))> = txs
+        .iter()
+        .map(|t| {
+            let p = pop.position(t.dev);
+            (p, p.xy(cells))
+        })
+        .collect();
     (0..txs.len())
         .into_par_iter()
         .map(|i| {
             let me = txs[i];
             order[group_of[i].clone()]
                 .iter()
-                .map(|&j| txs[j])
-                .filter(|o| o.cell != me.cell)
-                .map(|o| {
-                    let k = o.dev.idx();
-                    o.power_w * cells.gain_to(pl, o.dev.0, &pop.position(o.dev), pop.shadowing_db[k], me.cell)
+                .filter(|&&j| txs[j].cell != me.cell)
+                .map(|&j| {
+                    let o = txs[j];
+                    let (p, xy) = &at[j];
+                    o.power_w * cells.gain_to(pl, o.dev.0, p, *xy, pop.shadowing_db[o.dev.idx()], me.cell)
                 })
                 .sum()
         })

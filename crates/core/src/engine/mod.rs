@@ -370,8 +370,8 @@ impl<'s> Engine<'s> {
             rng_mobility: &mut self.rng_mobility,
             channel: &mut self.channel,
         };
-        self.handovers = 0;
-        let problems = problem::build(world, self.round, now, &cands, &mut self.handovers)?;
+        let problems;
+        (problems, self.handovers) = problem::build(world, self.round, now, &cands)?;
 
         // Each cell's allocator decides on its own problem; cells in
         // parallel, each with its own stream, so the decisions do not
@@ -447,7 +447,7 @@ impl<'s> Engine<'s> {
                     cell: cp.cell,
                     split: self.p.profile.split,
                     rb: a.rb as u32,
-                    distance_m: self.cells.distance_from(&self.pop.position(c.device), cp.cell),
+                    distance_m: cp.times[a.candidate].distance_m,
                     gain,
                     power_w: a.power_w,
                     bits: a.bits,
@@ -628,6 +628,15 @@ impl<'s> Engine<'s> {
             self.sink.device_round(&rows::device_round(r, p, outcome, time_s))?;
             self.slot_of[p.dev.idx()] = u32::MAX;
         }
+        // Edge servers aggregate every round; the cloud every k-th (k = 1,
+        // or no backhaul: one flat average).
+        let aggregation = if self.backhaul.is_none() || self.cloud_every == 1 {
+            Aggregation::Flat
+        } else if self.cloud_round(r) {
+            Aggregation::EdgeAndCloud
+        } else {
+            Aggregation::Edge
+        };
         let (loss, accuracy) = match self.learner.as_mut() {
             Some(l) => {
                 let finished = self.parts.iter().filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))));
@@ -635,13 +644,6 @@ impl<'s> Engine<'s> {
                 let mut done: Vec<Finished> =
                     finished.map(|p| Finished { device: p.dev, bits: p.bits, cell: p.cell }).collect();
                 done.sort_unstable();
-                // Edge servers aggregate every round; the cloud every k-th
-                // (k = 1, or no backhaul: one flat average).
-                let aggregation = match (&self.backhaul, self.cloud_every) {
-                    (None, _) | (Some(_), 1) => Aggregation::Flat,
-                    _ if (r + 1).is_multiple_of(self.cloud_every) => Aggregation::EdgeAndCloud,
-                    _ => Aggregation::Edge,
-                };
                 let wall = std::time::Instant::now();
                 let out = l.round(r, &done, aggregation)?;
                 self.learner_wall_s += wall.elapsed().as_secs_f64();
@@ -685,18 +687,29 @@ impl<'s> Engine<'s> {
         t.energy_cmp_j += sums.energy_cmp_j;
         t.energy_com_j += sums.energy_com_j;
         self.round_open = false;
-        if self.backhaul.is_some() && (r + 1).is_multiple_of(self.cloud_every) {
+        if self.cloud_round(r) {
             // The edge models go to the cloud; the round's row waits for
             // the global model to be back at every edge server.
             self.pending = Some(row);
-            self.transfers = (0..self.cells.len() as CellId).map(|cell| Transfer { cell, up: true, hops: 0 }).collect();
-            self.in_flight = self.transfers.len();
-            for t in 0..self.transfers.len() {
-                self.hop(t, ctx)?;
-            }
-            return Ok(());
+            return self.send_models(true, ctx);
         }
         self.finish_round(row, ctx)
+    }
+
+    /// Whether round `r` ends with the cloud aggregating over the backhaul.
+    fn cloud_round(&self, r: u32) -> bool {
+        self.backhaul.is_some() && (r + 1).is_multiple_of(self.cloud_every)
+    }
+
+    /// Starts one model per cell on the backhaul: the edge models up to
+    /// the cloud (`up`), or the cloud's model down to every cell.
+    fn send_models(&mut self, up: bool, ctx: &mut Context<'_, Ev>) -> Result<()> {
+        self.transfers = (0..self.cells.len() as CellId).map(|cell| Transfer { cell, up, hops: 0 }).collect();
+        self.in_flight = self.transfers.len();
+        for t in 0..self.transfers.len() {
+            self.hop(t, ctx)?;
+        }
+        Ok(())
     }
 
     /// Transfer `t` is at its next node now: onto the next link, or done.
@@ -723,13 +736,7 @@ impl<'s> Engine<'s> {
         }
         if tr.up {
             // The cloud has every edge model: the global model goes down.
-            self.transfers =
-                (0..self.cells.len() as CellId).map(|cell| Transfer { cell, up: false, hops: 0 }).collect();
-            self.in_flight = self.transfers.len();
-            for t in 0..self.transfers.len() {
-                self.hop(t, ctx)?;
-            }
-            return Ok(());
+            return self.send_models(false, ctx);
         }
         let mut row = self.pending.take().expect("a round waits on the backhaul");
         row.backhaul_s = now.as_secs_f64() - row.end_s;

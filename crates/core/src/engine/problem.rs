@@ -20,6 +20,8 @@ pub struct CandidateTimes {
     pub dur: Durations,
     /// Computation power [W].
     pub cmp_power_w: f64,
+    /// Link distance to its cell's site this round [m].
+    pub distance_m: f64,
 }
 
 /// The phase lengths of `dev` under the framework's profile, served by
@@ -35,7 +37,7 @@ pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId, cell: CellId)
         dur.srv = p.server_service[cell as usize];
         dur.down = p.downlink;
     }
-    Ok(CandidateTimes { dur, cmp_power_w: pop.compute_power_w(dev, p.kappa) })
+    Ok(CandidateTimes { dur, cmp_power_w: pop.compute_power_w(dev, p.kappa), distance_m: 0.0 })
 }
 
 /// What the problem builder needs that lives in the engine.
@@ -61,19 +63,15 @@ pub struct CellProblem {
 /// candidate: moves its distance up to now, associates it with a cell
 /// (`cells.association`; `handovers` counts those whose cell changed) and
 /// draws its fading on that cell's RBs. With one cell this is the single
-/// cell's problem, draw for draw.
-pub fn build(
-    w: World<'_>,
-    round: u32,
-    now: SimTime,
-    cands: &[DeviceId],
-    handovers: &mut u32,
-) -> Result<Vec<CellProblem>> {
+/// cell's problem, draw for draw. Also returns the handovers: candidates
+/// whose cell changed since they last associated.
+pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Result<(Vec<CellProblem>, u32)> {
     let p = w.params;
     let mut out: Vec<CellProblem> = Vec::new();
     // Index into `out` per cell that has candidates.
     let mut at: std::collections::BTreeMap<CellId, usize> = Default::default();
     let now_s = now.as_secs_f64();
+    let mut handovers = 0;
     for &dev in cands {
         let i = dev.idx();
         // Mobility: bring the distance up to now.
@@ -83,13 +81,13 @@ pub fn build(
         let pos = w.pop.position(dev);
         let (cell, dist) = w.cells.associate(w.channel.path_loss(), dev.0, &pos, w.pop.shadowing_db[i]);
         if cell != w.pop.cell[i] {
-            *handovers += 1;
+            handovers += 1;
             w.pop.cell[i] = cell;
         }
         let shadow = w.cells.link_shadowing_db(dev.0, pos.home, w.pop.shadowing_db[i], cell);
         let rb_count = p.rb_count[cell as usize];
         let gains = w.channel.gains(dist, shadow, rb_count);
-        let t = times_of(p, w.pop, dev, cell)?;
+        let t = CandidateTimes { distance_m: dist, ..times_of(p, w.pop, dev, cell)? };
         let its = local_iterations(p.local_epochs, w.pop.samples[i], p.batch as usize, p.iterations);
         let it = its as f64;
         let fixed = it * (t.dur.fwd + t.dur.bwd + t.dur.srv + t.dur.down).as_secs_f64();
@@ -137,5 +135,5 @@ pub fn build(
         }
     }
     out.sort_by_key(|cp| cp.cell);
-    Ok(out)
+    Ok((out, handovers))
 }

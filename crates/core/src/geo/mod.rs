@@ -170,13 +170,10 @@ impl Cells {
         if self.cells.len() == 1 {
             return best;
         }
-        let (x, y) = at.xy(self);
+        let xy = at.xy(self);
         let mut best_key = self.key(pl, dev, at.home, shadowing_db, best.0, best.1);
-        for c in 0..self.cells.len() as CellId {
-            if c == at.home {
-                continue;
-            }
-            let d = self.link_m(self.site_distance_m(c, x, y));
+        for c in (0..self.cells.len() as CellId).filter(|&c| c != at.home) {
+            let d = self.link_distance_m(at, xy, c);
             let key = self.key(pl, dev, at.home, shadowing_db, c, d);
             if key < best_key {
                 (best, best_key) = ((c, d), key);
@@ -193,20 +190,25 @@ impl Cells {
         }
     }
 
-    /// Link distance [m] from a device at `at` to cell `c`'s site
-    /// (towards its home site exactly its radial distance), at least
-    /// `devices.distance_min_m`.
-    pub fn distance_from(&self, at: &Position, c: CellId) -> f64 {
-        if c == at.home {
-            return self.link_m(at.radial_m);
-        }
-        let (x, y) = at.xy(self);
-        self.link_m(self.site_distance_m(c, x, y))
+    /// Link distance [m] from a device at `at` (map coordinates `xy`
+    /// [m], `at.xy`) to cell `c`'s site: towards its home site exactly
+    /// its radial distance; at least `devices.distance_min_m`.
+    pub fn link_distance_m(&self, at: &Position, xy: (f64, f64), c: CellId) -> f64 {
+        self.link_m(if c == at.home { at.radial_m } else { self.site_distance_m(c, xy.0, xy.1) })
     }
 
-    /// Large-scale gain [1] from a device at `at` to cell `c`'s site.
-    pub fn gain_to(&self, pl: &dyn PathLoss, dev: u32, at: &Position, shadowing_db: f64, c: CellId) -> f64 {
-        let d = self.distance_from(at, c);
+    /// Large-scale gain [1] from a device at `at` (map coordinates `xy`
+    /// [m]) to cell `c`'s site.
+    pub fn gain_to(
+        &self,
+        pl: &dyn PathLoss,
+        dev: u32,
+        at: &Position,
+        xy: (f64, f64),
+        shadowing_db: f64,
+        c: CellId,
+    ) -> f64 {
+        let d = self.link_distance_m(at, xy, c);
         large_scale_gain(pl.loss_db(d), Db(self.link_shadowing_db(dev, at.home, shadowing_db, c)))
     }
 }

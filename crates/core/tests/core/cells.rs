@@ -294,3 +294,16 @@ fn strongest_association_beats_the_home_link_and_is_nearest_without_shadowing() 
     }
     assert!(moved > 0, "shadowing never changed a device's cell");
 }
+
+#[test]
+fn a_file_layout_without_its_file_is_refused_by_field() {
+    for (text, field) in [
+        ("[cells]\ncount = 3\nlayout = \"file\"\n", "cells.file"),
+        ("[devices]\nplacement = \"file\"\n", "devices.positions_file"),
+        ("[backhaul]\nenabled = true\ntopology = \"file\"\n", "backhaul.links_file"),
+        ("[cells]\ncount = 2\n[training]\nenabled = true\nframework = \"sl\"\n", "training.framework"),
+    ] {
+        let e = sflam_core::config::load_scenario_str(text, "s.toml".as_ref(), &[]).unwrap_err().to_string();
+        assert!(e.contains("s.toml") && e.contains(field), "{text}: {e}");
+    }
+}

@@ -7,9 +7,9 @@ use crate::workload::VitConfig;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::module::linear;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 /// `patch_embed`: Conv2d(C -> dim, kernel = stride = P).
 #[derive(Module, Debug)]
@@ -103,6 +103,37 @@ impl Block {
         let h = self.mlp.fc2.forward(gelu(self.mlp.fc1.forward(self.norm2.forward(x.clone()))));
         x + h
     }
+}
+
+/// The exact (erf-based) GELU, as timm's `nn.GELU`. On the CPU backends
+/// one vectorized loop (`sflam_kernels::gelu_tangent`) gives each
+/// element's tangent line, and the graph records `x * slope + offset` with
+/// both as constants: the GELU's value (to f32 rounding) and its exact
+/// derivative, in two element-wise passes forward and one backward. Burn's
+/// CPU GELU evaluates a scalar libm `erff` per element forward and
+/// backward (a fifth of a `vit-p7-28` step). Other backends use Burn's.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if !host_backend(&device) {
+        return burn::tensor::activation::gelu(x);
+    }
+    let shape = x.shape();
+    let data = x.clone().into_data().convert::<f32>();
+    let xs = data.as_slice::<f32>().expect("converted to f32 just above");
+    let (mut slope, mut offset) = (vec![0.0f32; xs.len()], vec![0.0f32; xs.len()]);
+    sflam_kernels::gelu_tangent(xs, &mut slope, &mut offset);
+    let constant = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape.clone()), &device);
+    x * constant(slope) + constant(offset)
+}
+
+/// Whether `device` computes on this machine's CPU (Burn's flex or ndarray).
+fn host_backend(device: &Device) -> bool {
+    let inner = device.clone().inner();
+    #[cfg(feature = "ndarray")]
+    if inner == Device::ndarray() {
+        return true;
+    }
+    inner == Device::flex()
 }
 
 /// The server side: patch tokens `[B, T, dim]` -> logits `[B, classes]`.

@@ -111,7 +111,8 @@ impl Block {
 /// both as constants: the GELU's value (to f32 rounding) and its exact
 /// derivative, in two element-wise passes forward and one backward. Burn's
 /// CPU GELU evaluates a scalar libm `erff` per element forward and
-/// backward (a fifth of a `vit-p7-28` step). Other backends use Burn's.
+/// backward (about a fifth of a `vit-p7-28` co-simulation's time). Other
+/// backends use Burn's.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     if !host_backend(&device) {

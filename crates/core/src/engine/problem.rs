@@ -25,8 +25,14 @@ pub struct CandidateTimes {
 }
 
 /// The phase lengths of `dev` under the framework's profile, served by
-/// `cell`'s edge server.
-pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId, cell: CellId) -> Result<CandidateTimes> {
+/// `cell`'s edge server at link distance `distance_m` [m].
+pub fn times_of(
+    p: &EngineParams,
+    pop: &Population,
+    dev: DeviceId,
+    cell: CellId,
+    distance_m: f64,
+) -> Result<CandidateTimes> {
     let fps = pop.flops_per_s(dev);
     let mut dur = Durations {
         fwd: ns(compute_time_s(p.batch * p.device_fwd_flops, fps), "device.forward_time")?,
@@ -37,7 +43,7 @@ pub fn times_of(p: &EngineParams, pop: &Population, dev: DeviceId, cell: CellId)
         dur.srv = p.server_service[cell as usize];
         dur.down = p.downlink;
     }
-    Ok(CandidateTimes { dur, cmp_power_w: pop.compute_power_w(dev, p.kappa), distance_m: 0.0 })
+    Ok(CandidateTimes { dur, cmp_power_w: pop.compute_power_w(dev, p.kappa), distance_m })
 }
 
 /// What the problem builder needs that lives in the engine.
@@ -87,7 +93,7 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
         let shadow = w.cells.link_shadowing_db(dev.0, pos.home, w.pop.shadowing_db[i], cell);
         let rb_count = p.rb_count[cell as usize];
         let gains = w.channel.gains(dist, shadow, rb_count);
-        let t = CandidateTimes { distance_m: dist, ..times_of(p, w.pop, dev, cell)? };
+        let t = times_of(p, w.pop, dev, cell, dist)?;
         let its = local_iterations(p.local_epochs, w.pop.samples[i], p.batch as usize, p.iterations);
         let it = its as f64;
         let fixed = it * (t.dur.fwd + t.dur.bwd + t.dur.srv + t.dur.down).as_secs_f64();

@@ -514,34 +514,34 @@ fn timm_safetensors_load_by_name_with_pytorch_layouts() {
 fn micro_batches_give_the_full_batch_gradient_at_any_thread_count() {
     // The reference is the update from the whole batch at once: cutting
     // it into 4 parts whose share-weighted gradients are summed must give
-    // the same weights (to float summation order) and the same loss.
-    let run = |extra: &str| {
-        let s = scenario(&format!("framework = \"fl\"\noptimizer = \"sgd\"\nmomentum = 0.0\n{extra}"));
+    // the same weights (to float summation order) and the same loss, for a
+    // whole-model update and for a split one (whose parts are the
+    // server's: the 8-bit message is the whole batch's, the same bytes).
+    let update = |framework: &str, extra: &str, threads: usize| {
+        let mut s = scenario(&format!("framework = \"{framework}\"\noptimizer = \"sgd\"\nmomentum = 0.0\n{extra}"));
+        s.run.threads = threads;
         let t = trainer(&s);
         let start = t.initial_params();
-        (start.clone(), t.install(|| t.whole_update(&start, 1, 0).unwrap()))
+        let u = t.install(|| match framework {
+            "fl" => t.whole_update(&start, 1, 0),
+            _ => t.split_update(&start, 1, 0, Some(8)),
+        });
+        (start, u.unwrap())
     };
-    let (start, whole) = run("");
-    let (_, parts) = run("micro_batches = 4\n");
     let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(diff(&parts.params.server, &whole.params.server) < 1e-5);
-    assert!(diff(&parts.params.device, &whole.params.device) < 1e-5);
-    assert!((parts.loss - whole.loss).abs() < 1e-5);
-    assert!(diff(&whole.params.server, &start.server) > 1e-4, "the update moved the weights");
-    // Parts run in parallel: two threads give the identical bits.
-    let s2 = scenario("framework = \"fl\"\noptimizer = \"sgd\"\nmomentum = 0.0\nmicro_batches = 4\n");
-    let mut s2 = s2;
-    s2.run.threads = 2;
-    let t2 = trainer(&s2);
-    let two = t2.install(|| t2.whole_update(&start, 1, 0).unwrap());
-    assert_eq!(two.params, parts.params);
-}
-
-#[test]
-fn micro_batches_are_refused_for_split_frameworks() {
-    let text = "[run]\nname = \"t\"\n[training]\nframework = \"sflam\"\nmicro_batches = 2\n";
-    let err = load_scenario_str(text, Path::new("<test>"), &[]).unwrap_err().to_string();
-    assert!(err.contains("training.micro_batches"), "{err}");
+    for framework in ["fl", "sflam"] {
+        let (start, whole) = update(framework, "", 1);
+        let (_, parts) = update(framework, "micro_batches = 4\n", 1);
+        assert!(diff(&parts.params.server, &whole.params.server) < 1e-5, "{framework}");
+        assert!(diff(&parts.params.device, &whole.params.device) < 1e-5, "{framework}");
+        assert!((parts.loss - whole.loss).abs() < 1e-5, "{framework}");
+        assert_eq!(parts.wire_bytes, whole.wire_bytes, "{framework}");
+        assert!(diff(&whole.params.server, &start.server) > 1e-4, "{framework}: the update moved the weights");
+        assert!(diff(&whole.params.device, &start.device) > 1e-5, "{framework}: the device half moved too");
+        // Parts run in parallel: two threads give the identical bits.
+        let (_, two) = update(framework, "micro_batches = 4\n", 2);
+        assert_eq!(two.params, parts.params, "{framework}");
+    }
 }
 
 #[test]
@@ -917,6 +917,38 @@ fn public_share_is_disjoint_from_the_devices_data_and_seeds_a_fine_tune() {
 /// The model's GELU (value and slope from the vectorized kernel on the CPU)
 /// against Burn's own erf-based GELU: the same values and the same
 /// gradients through a small graph, on inputs spanning the tails.
+#[test]
+fn model_softmax_matches_burns_softmax_in_value_and_gradient() {
+    use burn::tensor::{Device, Tensor};
+    let device = Device::flex().autodiff();
+    // Attention-like scores: rows of 50, some far apart (up to 60).
+    let xs: Vec<f32> = (0..3000).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.3 + (i % 50) as f32 * 0.01).collect();
+    let w: Vec<f32> = (0..3000).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02).collect();
+    let run = |ours: bool| {
+        let x = Tensor::<1>::from_floats(xs.as_slice(), &device).reshape([2, 3, 10, 50]).require_grad();
+        let y = if ours {
+            sflam::train::model::softmax_last(x.clone())
+        } else {
+            burn::tensor::activation::softmax(x.clone(), 3)
+        };
+        let weights = Tensor::<1>::from_floats(w.as_slice(), &device).reshape([2, 3, 10, 50]);
+        let grads = (y.clone() * weights).sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        (y.into_data().try_to_vec::<f32>().unwrap(), g)
+    };
+    let ((v_ours, g_ours), (v_burn, g_burn)) = (run(true), run(false));
+    let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst(&v_ours, &v_burn) < 1e-6, "values differ by {}", worst(&v_ours, &v_burn));
+    assert!(worst(&g_ours, &g_burn) < 1e-6, "gradients differ by {}", worst(&g_ours, &g_burn));
+    // Rows sum to one; without autodiff (evaluation) the same values.
+    for r in v_ours.chunks(50) {
+        assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let x = Tensor::<1>::from_floats(xs.as_slice(), &Device::flex()).reshape([2, 3, 10, 50]);
+    let v = sflam::train::model::softmax_last(x).into_data().try_to_vec::<f32>().unwrap();
+    assert!(worst(&v, &v_burn) < 1e-6);
+}
+
 #[test]
 fn model_gelu_matches_burns_gelu_in_value_and_gradient() {
     use burn::tensor::{Device, Tensor};

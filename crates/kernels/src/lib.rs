@@ -81,6 +81,37 @@ pub fn gelu_tangent(x: &[f32], slope: &mut [f32], offset: &mut [f32]) {
     }
 }
 
+/// The exponentials of a softmax, row by row, as tangent lines: `x` holds
+/// rows of `row` values; for each row with maximum m, `shift[i]` = m and,
+/// with z = x[i] - m, e = exp(z) is written as the line
+/// `slope[i] * z + offset[i]` tangent to exp at z (`slope` = e, `offset` =
+/// e - e z). Shifting by the row's maximum keeps z <= 0, so e <= 1 and the
+/// offset's rounding stays below one f32 ulp of e's scale [1]. All four
+/// slices have one length, a multiple of `row`.
+///
+/// # Panics
+/// If the lengths differ or are not a multiple of `row` (a caller's bug).
+pub fn softmax_exp_tangent(x: &[f32], row: usize, shift: &mut [f32], slope: &mut [f32], offset: &mut [f32]) {
+    let n = x.len();
+    assert!(row > 0 && n.is_multiple_of(row), "softmax_exp_tangent: {n} values are not rows of {row}");
+    assert!(shift.len() == n && slope.len() == n && offset.len() == n, "softmax_exp_tangent: lengths differ");
+    for (((x, m), s), o) in x
+        .chunks_exact(row)
+        .zip(shift.chunks_exact_mut(row))
+        .zip(slope.chunks_exact_mut(row))
+        .zip(offset.chunks_exact_mut(row))
+    {
+        let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        m.fill(max);
+        for ((&x, s), o) in x.iter().zip(s.iter_mut()).zip(o.iter_mut()) {
+            let z = x - max;
+            let e = exp(z);
+            *s = e;
+            *o = e - e * z;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +179,27 @@ mod tests {
             let h = 1e-5;
             let fd = (gelu(x64 + h) - gelu(x64 - h)) / (2.0 * h);
             assert!((s as f64 - fd).abs() < 2e-6, "gelu'({x}) = {s}, want {fd}");
+        }
+    }
+
+    #[test]
+    fn softmax_exponentials_match_f64_on_each_row() {
+        let row = 7;
+        let xs: Vec<f32> = (0..700).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.31).collect();
+        let n = xs.len();
+        let (mut m, mut s, mut o) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        softmax_exp_tangent(&xs, row, &mut m, &mut s, &mut o);
+        for r in 0..n / row {
+            let x = &xs[r * row..(r + 1) * row];
+            let max = x.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+            for i in r * row..(r + 1) * row {
+                assert_eq!(m[i] as f64, max, "row {r}: the shift is the row's maximum");
+                let z = xs[i] - m[i];
+                let want = (z as f64).exp();
+                let value = s[i] * z + o[i];
+                assert!((value as f64 - want).abs() <= 2e-7 + 1e-6 * want, "exp({z}) = {value}, want {want}");
+                assert!((s[i] as f64 - want).abs() <= 1e-6 * want + 1e-30, "slope at {z}: {}, want {want}", s[i]);
+            }
         }
     }
 }

@@ -301,14 +301,8 @@ impl Trainer {
             let sent =
                 wire::send(&act, bits, key.wrapping_add((it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &self.grad)?;
             bytes += sent.wire_bytes;
-            let loss = loss_fn.forward(sm.forward(sent.input.clone()), y);
-            loss_sum += finite_scalar(&loss, "train.server_loss")?;
-            let mut grads = loss.backward();
-            let cut_grad = sent.input.grad_remove(&mut grads).ok_or_else(|| Error::Numeric {
-                checkpoint: "train.cut_gradient",
-                detail: "no gradient reached the cut layer".into(),
-            })?;
-            let gp = GradientsParams::from_grads(grads, &sm);
+            let (gp, cut_grad, loss) = server_pass(&sm, &loss_fn, sent.input, y, self.settings.micro_batches)?;
+            loss_sum += loss;
             sm = opt_s.step(lr, sm, gp);
             // Device backward: d(sum(act * g))/d(theta) = g . d(act)/d(theta).
             let g = Tensor::<3>::from_data(cut_grad.into_data(), &self.grad);
@@ -443,6 +437,57 @@ pub fn whole_step(
         loss += l;
     }
     Ok((opt.step(lr, m, acc.grads()), loss))
+}
+
+/// The server's half of one split iteration on the received activations
+/// `input` (an autodiff leaf): forward, loss, backward. Returns the
+/// server's parameter gradients, the gradient at the cut layer (what goes
+/// back down to the device) and the batch's mean loss [nat]. As in
+/// [`whole_step`], `micro` > 1 cuts the batch into near-equal parts whose
+/// share-weighted gradients are computed in parallel and summed in part
+/// order; each part's cut-layer gradient is its rows of the whole one, so
+/// they are concatenated. The device's forward, the one quantized message
+/// and the device's backward stay whole: only the server's work, nearly
+/// all of a step, is parted.
+fn server_pass(
+    sm: &ServerModel,
+    loss_fn: &CrossEntropyLoss,
+    input: Tensor<3>,
+    y: Tensor<1, Int>,
+    micro: usize,
+) -> Result<(GradientsParams, Tensor<3>, f64)> {
+    let b = input.dims()[0];
+    let micro = micro.clamp(1, b.max(1));
+    let no_gradient =
+        || Error::Numeric { checkpoint: "train.cut_gradient", detail: "no gradient reached the cut layer".into() };
+    if micro == 1 {
+        let loss = loss_fn.forward(sm.forward(input.clone()), y);
+        let value = finite_scalar(&loss, "train.server_loss")?;
+        let mut grads = loss.backward();
+        let cut = input.grad_remove(&mut grads).ok_or_else(no_gradient)?;
+        return Ok((GradientsParams::from_grads(grads, sm), cut, value));
+    }
+    let part = |i: usize| -> Result<(GradientsParams, Tensor<3>, f64)> {
+        // Fresh leaves per part, for the reason given in `whole_step`.
+        let sm = fork(sm);
+        let (start, end) = (i * b / micro, (i + 1) * b / micro);
+        let share = (end - start) as f64 / b as f64;
+        let leaf = input.clone().narrow(0, start, end - start).detach().require_grad();
+        let loss = loss_fn.forward(sm.forward(leaf.clone()), y.clone().narrow(0, start, end - start));
+        let value = finite_scalar(&loss, "train.server_loss")?;
+        let mut grads = loss.mul_scalar(share as f32).backward();
+        let cut = leaf.grad_remove(&mut grads).ok_or_else(no_gradient)?;
+        Ok((GradientsParams::from_grads(grads, &sm), cut, value * share))
+    };
+    let parts: Vec<(GradientsParams, Tensor<3>, f64)> = (0..micro).into_par_iter().map(part).collect::<Result<_>>()?;
+    let mut acc = GradientsAccumulator::new();
+    let (mut cuts, mut loss) = (Vec::with_capacity(micro), 0.0);
+    for (grads, cut, l) in parts {
+        acc.accumulate(sm, grads);
+        cuts.push(cut);
+        loss += l;
+    }
+    Ok((acc.grads(), Tensor::cat(cuts, 0), loss))
 }
 
 /// The same parameters (data shared, ParamIds kept) as fresh autodiff

@@ -534,9 +534,9 @@ section! {
         /// Each mini-batch is cut into this many equal parts whose gradients
         /// are computed in parallel and summed: the full batch's gradient, in
         /// less wall time when a round has fewer participants than cores
-        /// (e.g. the centralized baseline). Whole-model frameworks (`fl`,
-        /// `ll`) only: a split one sends each mini-batch as one message.
-        /// Results depend on it (float summation order), not on the thread
+        /// (e.g. the centralized baseline, `sl`'s relay). In a split
+        /// framework only the server's half is parted: the device still
+        /// sends each mini-batch as one quantized message. Results depend on it (float summation order), not on the thread
         /// count [1].
         micro_batches: usize = 1, X, Rule::Any;
         /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x

@@ -87,10 +87,6 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     let t = &s.training;
     if t.micro_batches == 0 || t.micro_batches > t.batch {
         c.push("training.micro_batches", t.micro_batches, "an integer in 1..=training.batch");
-    } else if t.micro_batches > 1 && t.framework.profile().split {
-        // A split framework sends each mini-batch's activations as one
-        // quantized message (one pair of bounds): parts would change it.
-        c.push("training.micro_batches", t.micro_batches, "1 unless training.framework is \"fl\" or \"ll\"");
     }
     if !(t.public_share >= 0.0 && t.public_share < 1.0) {
         c.push("training.public_share", t.public_share, "a share in [0, 1)");

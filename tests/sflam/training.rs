@@ -914,62 +914,61 @@ fn public_share_is_disjoint_from_the_devices_data_and_seeds_a_fine_tune() {
     assert_eq!(start.global, r.state.global);
 }
 
+/// Compares one of the model's functions with Burn's on the values `xs`
+/// (shaped `shape`): the values and the gradients of a weighted sum (so
+/// that every element's slope is checked) on the autodiff device, and the
+/// values without autodiff (evaluation), all within `tol`. Returns the
+/// model's values.
+fn matches_burn<const D: usize>(
+    xs: &[f32],
+    shape: [usize; D],
+    ours: fn(burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D>,
+    burns: fn(burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D>,
+    tol: f32,
+) -> Vec<f32> {
+    use burn::tensor::{Device, Tensor};
+    let device = Device::flex().autodiff();
+    let w: Vec<f32> = (0..xs.len()).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02).collect();
+    let run = |f: fn(Tensor<D>) -> Tensor<D>| {
+        let x = Tensor::<1>::from_floats(xs, &device).reshape(shape).require_grad();
+        let y = f(x.clone());
+        let weights = Tensor::<1>::from_floats(w.as_slice(), &device).reshape(shape);
+        let grads = (y.clone() * weights).sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        (y.into_data().try_to_vec::<f32>().unwrap(), g)
+    };
+    let ((v_ours, g_ours), (v_burn, g_burn)) = (run(ours), run(burns));
+    let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst(&v_ours, &v_burn) < tol, "values differ by {}", worst(&v_ours, &v_burn));
+    assert!(worst(&g_ours, &g_burn) < tol, "gradients differ by {}", worst(&g_ours, &g_burn));
+    let plain = ours(Tensor::<1>::from_floats(xs, &Device::flex()).reshape(shape));
+    assert!(worst(&plain.into_data().try_to_vec::<f32>().unwrap(), &v_burn) < tol, "without autodiff");
+    v_ours
+}
+
+/// The model's softmax (exponentials from the vectorized kernel on the
+/// CPU) against Burn's: the same values and gradients.
+#[test]
+fn model_softmax_matches_burns_softmax_in_value_and_gradient() {
+    // Attention-like scores: rows of 50, some far apart (up to 60).
+    let xs: Vec<f32> = (0..3000).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.3 + (i % 50) as f32 * 0.01).collect();
+    let v = matches_burn(
+        &xs,
+        [2, 3, 10, 50],
+        sflam::train::model::softmax_last,
+        |x| burn::tensor::activation::softmax(x, 3),
+        1e-6,
+    );
+    for row in v.chunks(50) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "a row sums to one");
+    }
+}
+
 /// The model's GELU (value and slope from the vectorized kernel on the CPU)
 /// against Burn's own erf-based GELU: the same values and the same
 /// gradients through a small graph, on inputs spanning the tails.
 #[test]
-fn model_softmax_matches_burns_softmax_in_value_and_gradient() {
-    use burn::tensor::{Device, Tensor};
-    let device = Device::flex().autodiff();
-    // Attention-like scores: rows of 50, some far apart (up to 60).
-    let xs: Vec<f32> = (0..3000).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.3 + (i % 50) as f32 * 0.01).collect();
-    let w: Vec<f32> = (0..3000).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02).collect();
-    let run = |ours: bool| {
-        let x = Tensor::<1>::from_floats(xs.as_slice(), &device).reshape([2, 3, 10, 50]).require_grad();
-        let y = if ours {
-            sflam::train::model::softmax_last(x.clone())
-        } else {
-            burn::tensor::activation::softmax(x.clone(), 3)
-        };
-        let weights = Tensor::<1>::from_floats(w.as_slice(), &device).reshape([2, 3, 10, 50]);
-        let grads = (y.clone() * weights).sum().backward();
-        let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        (y.into_data().try_to_vec::<f32>().unwrap(), g)
-    };
-    let ((v_ours, g_ours), (v_burn, g_burn)) = (run(true), run(false));
-    let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst(&v_ours, &v_burn) < 1e-6, "values differ by {}", worst(&v_ours, &v_burn));
-    assert!(worst(&g_ours, &g_burn) < 1e-6, "gradients differ by {}", worst(&g_ours, &g_burn));
-    // Rows sum to one; without autodiff (evaluation) the same values.
-    for r in v_ours.chunks(50) {
-        assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    }
-    let x = Tensor::<1>::from_floats(xs.as_slice(), &Device::flex()).reshape([2, 3, 10, 50]);
-    let v = sflam::train::model::softmax_last(x).into_data().try_to_vec::<f32>().unwrap();
-    assert!(worst(&v, &v_burn) < 1e-6);
-}
-
-#[test]
 fn model_gelu_matches_burns_gelu_in_value_and_gradient() {
-    use burn::tensor::{Device, Tensor};
-    let device = Device::flex().autodiff();
     let xs: Vec<f32> = (0..2400).map(|i| (i as f32 - 1200.0) * 7.5e-3).collect();
-    let w: Vec<f32> = (0..2400).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.02).collect();
-    let run = |ours: bool| {
-        let x = Tensor::<1>::from_floats(xs.as_slice(), &device).reshape([2, 30, 40]).require_grad();
-        let y = if ours { sflam::train::model::gelu(x.clone()) } else { burn::tensor::activation::gelu(x.clone()) };
-        // A weighted sum, so that every element's slope is checked.
-        let weights = Tensor::<1>::from_floats(w.as_slice(), &device).reshape([2, 30, 40]);
-        let grads = (y.clone() * weights).sum().backward();
-        let g = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        (y.into_data().try_to_vec::<f32>().unwrap(), g)
-    };
-    let ((v_ours, g_ours), (v_burn, g_burn)) = (run(true), run(false));
-    let worst = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst(&v_ours, &v_burn) < 2e-6, "values differ by {}", worst(&v_ours, &v_burn));
-    assert!(worst(&g_ours, &g_burn) < 2e-6, "gradients differ by {}", worst(&g_ours, &g_burn));
-    // Without autodiff (evaluation) the value alone, the same.
-    let x = Tensor::<1>::from_floats(xs.as_slice(), &Device::flex());
-    let v = sflam::train::model::gelu(x).into_data().try_to_vec::<f32>().unwrap();
-    assert!(worst(&v, &v_burn) < 2e-6);
+    matches_burn(&xs, [2, 30, 40], sflam::train::model::gelu, burn::tensor::activation::gelu, 2e-6);
 }

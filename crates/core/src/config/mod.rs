@@ -536,8 +536,8 @@ section! {
         /// less wall time when a round has fewer participants than cores
         /// (e.g. the centralized baseline, `sl`'s relay). In a split
         /// framework only the server's half is parted: the device still
-        /// sends each mini-batch as one quantized message. Results depend on it (float summation order), not on the thread
-        /// count [1].
+        /// sends each mini-batch as one quantized message. Results depend
+        /// on it (float summation order), not on the thread count [1].
         micro_batches: usize = 1, X, Rule::Any;
         /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x
         /// iterations is lr x (1 + cos(pi t / T)) / 2.

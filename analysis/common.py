@@ -9,11 +9,17 @@ import polars as pl
 def scan(folder, table):
     """All `<table>.parquet` under `folder` as one frame, with the sweep's
     `key=value` folder levels as columns (polars' hive partitioning: the
-    value types are inferred, e.g. `run.deadline_s=8` is a number)."""
+    value types are inferred, e.g. `run.deadline_s=8` is a number). Points
+    a sweep is still running (folders ending in `.partial`, whose files are
+    not whole yet) are left out, and said so on stderr."""
     folder = Path(folder)
-    if next(folder.rglob(f"{table}.parquet"), None) is None:
+    found = sorted(folder.rglob(f"{table}.parquet"))
+    files = [p for p in found if not any(part.endswith(".partial") for part in p.relative_to(folder).parts)]
+    if len(files) < len(found):
+        print(f"note: left out {len(found) - len(files)} unfinished point(s) (*.partial) under {folder}", file=sys.stderr)
+    if not files:
         sys.exit(f"error: no {table}.parquet under {folder} (run `sflam run` or `sflam sweep` first)")
-    return pl.scan_parquet(str(folder / "**" / f"{table}.parquet"), hive_partitioning=True).collect()
+    return pl.scan_parquet([str(p) for p in files], hive_partitioning=True).collect()
 
 
 def label_axes(axes, xlabel, ylabels):

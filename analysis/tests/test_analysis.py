@@ -58,6 +58,17 @@ def test_scan_reads_hive_keys_with_types(tmp_path):
     assert sorted(df["run.deadline_s"].unique().to_list()) == [8.0, 12.5]
 
 
+def test_scan_leaves_out_points_still_running(tmp_path, capsys):
+    write_fig4_sweep(tmp_path)
+    running = tmp_path / "allocator.name=rb" / "run.deadline_s=8.partial"
+    running.mkdir(parents=True)
+    (running / "rounds.parquet").write_bytes(b"not whole yet")
+    df = common.scan(tmp_path, "rounds")
+    assert df.height == 8
+    assert sorted(df["allocator.name"].unique().to_list()) == ["bcd", "exact"]
+    assert "left out 1 unfinished point" in capsys.readouterr().err
+
+
 def test_scan_of_a_single_run_and_of_nothing(tmp_path):
     pl.DataFrame({"round": [0, 1, 2]}).write_parquet(tmp_path / "rounds.parquet")
     assert common.scan(tmp_path, "rounds").height == 3

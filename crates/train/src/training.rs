@@ -416,27 +416,12 @@ pub fn whole_step(
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         return Ok((opt.step(lr, m, grads), value));
     }
-    let part = |i: usize| -> Result<(GradientsParams, f64)> {
-        // Each part differentiates its own leaves (same data, same ParamIds):
-        // graphs that share nodes are merged by burn-autodiff 0.22, whose
-        // merge and backward take their two locks in opposite orders, so
-        // parallel parts on shared leaves deadlock.
-        let m = fork(&m);
-        let (start, end) = (i * b / micro, (i + 1) * b / micro);
-        let share = (end - start) as f64 / b as f64;
-        let loss = loss_fn
-            .forward(m.forward(x.clone().narrow(0, start, end - start)), y.clone().narrow(0, start, end - start));
+    let (grads, _, loss) = in_parts(&m, b, micro, |m, start, len, share| {
+        let loss = loss_fn.forward(m.forward(x.clone().narrow(0, start, len)), y.clone().narrow(0, start, len));
         let value = finite_scalar(&loss, "train.device_loss")?;
-        Ok((GradientsParams::from_grads(loss.mul_scalar(share as f32).backward(), &m), value * share))
-    };
-    let parts: Vec<(GradientsParams, f64)> = (0..micro).into_par_iter().map(part).collect::<Result<_>>()?;
-    let mut acc = GradientsAccumulator::new();
-    let mut loss = 0.0;
-    for (grads, l) in parts {
-        acc.accumulate(&m, grads);
-        loss += l;
-    }
-    Ok((opt.step(lr, m, acc.grads()), loss))
+        Ok((GradientsParams::from_grads(loss.mul_scalar(share as f32).backward(), m), (), value * share))
+    })?;
+    Ok((opt.step(lr, m, grads), loss))
 }
 
 /// The server's half of one split iteration on the received activations
@@ -467,27 +452,47 @@ fn server_pass(
         let cut = input.grad_remove(&mut grads).ok_or_else(no_gradient)?;
         return Ok((GradientsParams::from_grads(grads, sm), cut, value));
     }
-    let part = |i: usize| -> Result<(GradientsParams, Tensor<3>, f64)> {
-        // Fresh leaves per part, for the reason given in `whole_step`.
-        let sm = fork(sm);
-        let (start, end) = (i * b / micro, (i + 1) * b / micro);
-        let share = (end - start) as f64 / b as f64;
-        let leaf = input.clone().narrow(0, start, end - start).detach().require_grad();
-        let loss = loss_fn.forward(sm.forward(leaf.clone()), y.clone().narrow(0, start, end - start));
+    let (grads, cuts, loss) = in_parts(sm, b, micro, |sm, start, len, share| {
+        let leaf = input.clone().narrow(0, start, len).detach().require_grad();
+        let loss = loss_fn.forward(sm.forward(leaf.clone()), y.clone().narrow(0, start, len));
         let value = finite_scalar(&loss, "train.server_loss")?;
         let mut grads = loss.mul_scalar(share as f32).backward();
         let cut = leaf.grad_remove(&mut grads).ok_or_else(no_gradient)?;
-        Ok((GradientsParams::from_grads(grads, &sm), cut, value * share))
-    };
-    let parts: Vec<(GradientsParams, Tensor<3>, f64)> = (0..micro).into_par_iter().map(part).collect::<Result<_>>()?;
+        Ok((GradientsParams::from_grads(grads, sm), cut, value * share))
+    })?;
+    Ok((grads, Tensor::cat(cuts, 0), loss))
+}
+
+/// The part-wise pass of [`whole_step`] and [`server_pass`]: part i of
+/// `micro` covers rows start..start + len of the batch of `b` and weighs
+/// share = len / b. `part` gets its own copy of `m` with fresh leaves (same
+/// data, same ParamIds): graphs that share nodes are merged by
+/// burn-autodiff 0.22, whose merge and backward take their two locks in
+/// opposite orders, so parallel parts on shared leaves deadlock. It returns
+/// the part's share-weighted gradients, an output and its share-weighted
+/// loss. Parts run in parallel on the current pool; gradients and losses
+/// are summed, and outputs collected, in part order.
+fn in_parts<M: Module + Sync, R: Send>(
+    m: &M,
+    b: usize,
+    micro: usize,
+    part: impl Fn(&M, usize, usize, f64) -> Result<(GradientsParams, R, f64)> + Sync,
+) -> Result<(GradientsParams, Vec<R>, f64)> {
+    let parts: Vec<(GradientsParams, R, f64)> = (0..micro)
+        .into_par_iter()
+        .map(|i| {
+            let (start, end) = (i * b / micro, (i + 1) * b / micro);
+            part(&fork(m), start, end - start, (end - start) as f64 / b as f64)
+        })
+        .collect::<Result<_>>()?;
     let mut acc = GradientsAccumulator::new();
-    let (mut cuts, mut loss) = (Vec::with_capacity(micro), 0.0);
-    for (grads, cut, l) in parts {
-        acc.accumulate(sm, grads);
-        cuts.push(cut);
+    let (mut outs, mut loss) = (Vec::with_capacity(micro), 0.0);
+    for (grads, out, l) in parts {
+        acc.accumulate(m, grads);
+        outs.push(out);
         loss += l;
     }
-    Ok((acc.grads(), Tensor::cat(cuts, 0), loss))
+    Ok((acc.grads(), outs, loss))
 }
 
 /// The same parameters (data shared, ParamIds kept) as fresh autodiff

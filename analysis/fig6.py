@@ -3,12 +3,18 @@ training.dirichlet_alpha: test accuracy of the global model against
 simulated time, one panel per alpha; the table gives each run's final and
 best accuracy, the simulated time to reach a target accuracy ("not
 reached" where a run never does), the simulated time of the whole run and
-its device energy. The target is TARGET when given, else the highest
-multiple of 5% that every run of the sweep reaches.
+its device energy, the accuracy after every evaluated round (rounds
+counted from 1) and, where the point's `summary.json` is there, its wall
+time [s] and its participants' training steps. The target is TARGET when
+given, else the highest multiple of 5% that every run of the sweep
+reaches. The sum of the points' wall times is printed (a sweep's own wall
+time is that sum over its `--jobs`, when the points are alike).
 
 usage: python3 analysis/fig6.py SWEEP_DIR [OUT_DIR [TARGET]]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
 
+import json
 import sys
+from pathlib import Path
 
 import matplotlib
 matplotlib.use("Agg")
@@ -35,6 +41,32 @@ def time_to(evaluated, keys, target):
     return hit
 
 
+def percent_2dp(fraction):
+    """A fraction as a percentage string with two decimals ("84.30")."""
+    hundredths = (fraction * 10000).round().cast(pl.Int64)
+    return pl.format("{}.{}", hundredths // 100, (hundredths % 100).cast(pl.String).str.zfill(2))
+
+
+def point_summaries(sweep, keys, schema):
+    """Per finished point of the sweep: its keys (typed as in `schema`), the
+    wall time [s] and the participants' training steps from `summary.json`.
+    None when no finished point has one."""
+    rows = []
+    for p in sorted(Path(sweep).rglob("summary.json")):
+        parts = p.parent.relative_to(sweep).parts
+        if any(part.endswith(".partial") for part in parts):
+            continue
+        kv = dict(part.split("=", 1) for part in parts if "=" in part)
+        if not all(k in kv for k in keys):
+            continue
+        s = json.loads(p.read_text())
+        rows.append({**{k: kv[k] for k in keys}, "wall_s": s.get("wall_s"), "training_steps": (s.get("training") or {}).get("steps")})
+    if not rows:
+        return None
+    df = pl.DataFrame(rows, schema={**{k: pl.String for k in keys}, "wall_s": pl.Float64, "training_steps": pl.Int64})
+    return df.with_columns([pl.col(k).cast(schema[k]) for k in keys])
+
+
 def main():
     keys = ["training.framework", "training.dirichlet_alpha"]
     rounds, out = sweep_table(__doc__, "rounds", keys)
@@ -47,10 +79,18 @@ def main():
             pl.col("accuracy").max().alias("best_accuracy"),
             pl.col("end_s").last().alias("simulated_s"),
             pl.col("energy_cum_j").last().alias("energy_j"),
-            pl.col("round").last().alias("rounds"),
+            (pl.col("round").last() + 1).alias("rounds"),
+            pl.format("{}: {}", pl.col("round") + 1, percent_2dp(pl.col("accuracy")))
+            .str.join(", ")
+            .alias("accuracy_pct_after_round"),
         )
         .sort(keys)
     )
+    summaries = point_summaries(sys.argv[1], keys, t.schema)
+    if summaries is not None:
+        t = t.join(summaries, on=keys, how="left").sort(keys)
+        total = summaries["wall_s"].sum()
+        print(f"points' wall time: {total:.0f} s in all over {summaries.height} point(s)")
     target = float(sys.argv[3]) if len(sys.argv) > 3 else common_target(t)
     if target is not None:
         t = (

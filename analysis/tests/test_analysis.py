@@ -181,6 +181,19 @@ def test_fig6_time_to_target_and_not_reached(tmp_path):
     assert float(rows["ll"]["target_accuracy"]) == 0.15
     assert float(rows["ll"]["time_to_target_s"]) == 30.0
     assert float(rows["sflam"]["time_to_target_s"]) == 10.0
+    # Every evaluated round's accuracy, rounds counted from 1, and the
+    # point's wall time from its summary.json where it has one.
+    assert rows["sflam"]["accuracy_pct_after_round"] == "1: 20.00, 2: 31.00, 3: 40.00"
+    assert rows["sflam"]["rounds"] == "3"
+    assert "wall_s" not in rows["ll"]
+    (tmp_path / "training.framework=sflam" / "training.dirichlet_alpha=0.5" / "summary.json").write_text(
+        '{"wall_s": 12.5, "training": {"steps": 40}}'
+    )
+    subprocess.run([sys.executable, str(ANALYSIS / "fig6.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)
+    rows = {r["training.framework"]: r for r in read_md_table(out / "fig6.md")}
+    assert float(rows["sflam"]["wall_s"]) == 12.5
+    assert rows["sflam"]["training_steps"] == "40"
+    assert rows["ll"]["wall_s"] == "None"
 
 
 def test_cells_table_counts_each_cells_uploads(tmp_path):

@@ -7,10 +7,11 @@ its device energy, the accuracy after every evaluated round (rounds
 counted from 1) and, where the point's `summary.json` is there, its wall
 time [s] and its participants' training steps. The target is TARGET when
 given, else the highest multiple of 5% that every run of the sweep
-reaches. The sum of the points' wall times is printed (a sweep's own wall
+reaches; TARGET may list more, comma-separated ("0.75,0.83"): the first
+fills `time_to_target_s`, each other one a column `time_to_<X>_s`. The sum of the points' wall times is printed (a sweep's own wall
 time is that sum over its `--jobs`, when the points are alike).
 
-usage: python3 analysis/fig6.py SWEEP_DIR [OUT_DIR [TARGET]]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
+usage: python3 analysis/fig6.py SWEEP_DIR [OUT_DIR [TARGET[,TARGET...]]]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
 
 import json
 import sys
@@ -30,13 +31,13 @@ def common_target(t):
     return None if floor is None or floor < 0.05 else int(floor * 20 + 1e-9) / 20
 
 
-def time_to(evaluated, keys, target):
+def time_to(evaluated, keys, target, column="time_to_target_s"):
     """Per run: the simulated time [s] of the first evaluation at or above
-    `target`; null when never reached."""
+    `target`, in `column`; null when never reached."""
     hit = (
         evaluated.filter(pl.col("accuracy") >= target)
         .group_by(keys)
-        .agg(pl.col("end_s").min().alias("time_to_target_s"))
+        .agg(pl.col("end_s").min().alias(column))
     )
     return hit
 
@@ -91,16 +92,16 @@ def main():
         t = t.join(summaries, on=keys, how="left").sort(keys)
         total = summaries["wall_s"].sum()
         print(f"points' wall time: {total:.0f} s in all over {summaries.height} point(s)")
-    target = float(sys.argv[3]) if len(sys.argv) > 3 else common_target(t)
-    if target is not None:
-        t = (
-            t.join(time_to(evaluated, keys, target), on=keys, how="left")
-            .with_columns(
-                pl.col("time_to_target_s").round(1).cast(pl.String).fill_null("not reached"),
-                pl.lit(target).alias("target_accuracy"),
+    targets = [float(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [common_target(t)]
+    if targets[0] is not None:
+        for i, target in enumerate(targets):
+            column = "time_to_target_s" if i == 0 else f"time_to_{target:g}_s"
+            t = (
+                t.join(time_to(evaluated, keys, target, column), on=keys, how="left")
+                .with_columns(pl.col(column).round(1).cast(pl.String).fill_null("not reached"))
+                .sort(keys)
             )
-            .sort(keys)
-        )
+        t = t.with_columns(pl.lit(targets[0]).alias("target_accuracy"))
     alphas = sorted(t["training.dirichlet_alpha"].unique().to_list())
     fig, axes = plt.subplots(1, len(alphas), figsize=(5 * len(alphas), 4), squeeze=False)
     for ax, a in zip(axes[0], alphas):

@@ -194,6 +194,13 @@ def test_fig6_time_to_target_and_not_reached(tmp_path):
     assert float(rows["sflam"]["wall_s"]) == 12.5
     assert rows["sflam"]["training_steps"] == "40"
     assert rows["ll"]["wall_s"] == "None"
+    # Several targets: the first in time_to_target_s, the others in their own columns.
+    subprocess.run([sys.executable, str(ANALYSIS / "fig6.py"), str(tmp_path), str(out), "0.3,0.11"], check=True, cwd=ANALYSIS)
+    rows = {r["training.framework"]: r for r in read_md_table(out / "fig6.md")}
+    assert float(rows["sflam"]["time_to_target_s"]) == 20.0
+    assert float(rows["sflam"]["time_to_0.11_s"]) == 10.0
+    assert float(rows["ll"]["time_to_0.11_s"]) == 20.0
+    assert rows["ll"]["time_to_target_s"] == "not reached"
 
 
 def test_cells_table_counts_each_cells_uploads(tmp_path):

@@ -6,4 +6,5 @@
 mod cli;
 mod cosim;
 mod gpu;
+mod libtorch;
 mod training;

@@ -531,6 +531,14 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
              rebuild with `cargo build --release --features ndarray`, or use \"flex\""
                 .into(),
         )),
+        #[cfg(feature = "libtorch")]
+        BackendKind::LibTorch => Ok(burn::tensor::Device::libtorch()),
+        #[cfg(not(feature = "libtorch"))]
+        BackendKind::LibTorch => Err(Error::Input(
+            "training.backend = \"libtorch\": this build has no LibTorch backend; rebuild with \
+             `LIBTORCH_USE_PYTORCH=1 cargo build --release --features libtorch` beside PyTorch 2.9.0, or use \"flex\""
+                .into(),
+        )),
         #[cfg(feature = "gpu")]
         BackendKind::Wgpu => gpu_device(gpu_index),
         #[cfg(not(feature = "gpu"))]

@@ -554,8 +554,10 @@ section! {
         /// this model; or a `.safetensors` file with timm ViT names.
         init: String = String::new(), X, Rule::PathEnding(&[".bpk", ".safetensors"]);
         /// The Burn backend: `"flex"` (CPU, pure Rust), `"wgpu"` (a GPU
-        /// through Vulkan; needs the `gpu` cargo feature) or `"ndarray"`
-        /// (CPU, deprecated upstream; needs the `ndarray` cargo feature).
+        /// through Vulkan; needs the `gpu` cargo feature), `"libtorch"`
+        /// (PyTorch's CPU kernels through Burn's tch backend; needs the
+        /// `libtorch` cargo feature and PyTorch 2.9.0) or `"ndarray"` (CPU,
+        /// deprecated upstream; needs the `ndarray` cargo feature).
         backend: BackendKind = BackendKind::Flex, X, Rule::Any;
         /// With `backend = "wgpu"`: which discrete GPU, counted from 0 in
         /// the order Vulkan lists them [1].
@@ -617,7 +619,7 @@ impl LrSchedule {
 
 choice! {
     /// The Burn backend training runs on (`sflam_train` builds its device).
-    BackendKind { Flex = "flex", Ndarray = "ndarray", Wgpu = "wgpu" }
+    BackendKind { Flex = "flex", Ndarray = "ndarray", Wgpu = "wgpu", LibTorch = "libtorch" }
 }
 
 choice! {

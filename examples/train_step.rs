@@ -2,7 +2,7 @@
 //! backward, Adam update of the whole split ViT) without criterion, on any
 //! backend, model and batch:
 //! `cargo run --release --example train_step -- [--steps N] [--model NAME]
-//! [--batch B] [--micro M] [--backend flex|wgpu] [--gpu-index I]`
+//! [--batch B] [--micro M] [--backend flex|wgpu|libtorch] [--gpu-index I]`
 //! (defaults 10, vit-small-32, 64, 1, flex, 0); prints s/step.
 //! `benches/train_step_compare.sh` runs it beside
 //! `benches/train_step_torch.py` (the same step in PyTorch) in one sitting.
@@ -29,7 +29,7 @@ struct Args {
     /// Parts the batch's gradient is computed in, in parallel (`training.micro_batches`).
     #[arg(long, default_value_t = 1)]
     micro: usize,
-    /// `training.backend`: flex, wgpu (cargo feature `gpu`) or ndarray (feature `ndarray`).
+    /// `training.backend`: flex, wgpu (cargo feature `gpu`), libtorch (feature `libtorch`) or ndarray (feature `ndarray`).
     #[arg(long, default_value = "flex")]
     backend: String,
     /// `training.gpu_index`.

@@ -532,6 +532,8 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
                 .into(),
         )),
         #[cfg(feature = "libtorch")]
+        // Deprecated upstream (Burn points to CubeCL and flex); opt-in, measured.
+        #[allow(deprecated)]
         BackendKind::LibTorch => Ok(burn::tensor::Device::libtorch()),
         #[cfg(not(feature = "libtorch"))]
         BackendKind::LibTorch => Err(Error::Input(

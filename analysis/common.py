@@ -13,13 +13,22 @@ def scan(folder, table):
     a sweep is still running (folders ending in `.partial`, whose files are
     not whole yet) are left out, and said so on stderr."""
     folder = Path(folder)
-    found = sorted(folder.rglob(f"{table}.parquet"))
-    files = [p for p in found if not any(part.endswith(".partial") for part in p.relative_to(folder).parts)]
-    if len(files) < len(found):
-        print(f"note: left out {len(found) - len(files)} unfinished point(s) (*.partial) under {folder}", file=sys.stderr)
+    files = finished_files(folder, f"{table}.parquet", say=True)
     if not files:
         sys.exit(f"error: no {table}.parquet under {folder} (run `sflam run` or `sflam sweep` first)")
     return pl.scan_parquet([str(p) for p in files], hive_partitioning=True).collect()
+
+
+def finished_files(folder, name, say=False):
+    """Every file called `name` under `folder`, sorted, except those of
+    points a sweep is still running (folders ending in `.partial`); with
+    `say`, how many were left out is said on stderr."""
+    folder = Path(folder)
+    found = sorted(folder.rglob(name))
+    files = [p for p in found if not any(part.endswith(".partial") for part in p.relative_to(folder).parts)]
+    if say and len(files) < len(found):
+        print(f"note: left out {len(found) - len(files)} unfinished point(s) (*.partial) under {folder}", file=sys.stderr)
+    return files
 
 
 def label_axes(axes, xlabel, ylabels):

@@ -8,21 +8,21 @@ counted from 1) and, where the point's `summary.json` is there, its wall
 time [s] and its participants' training steps. The target is TARGET when
 given, else the highest multiple of 5% that every run of the sweep
 reaches; TARGET may list more, comma-separated ("0.75,0.83"): the first
-fills `time_to_target_s`, each other one a column `time_to_<X>_s`. The sum of the points' wall times is printed (a sweep's own wall
-time is that sum over its `--jobs`, when the points are alike).
+fills `time_to_target_s`, each other one a column `time_to_<X>_s`. The
+sum of the points' wall times is printed (a sweep's own wall time is that
+sum over its `--jobs`, when the points are alike).
 
 usage: python3 analysis/fig6.py SWEEP_DIR [OUT_DIR [TARGET[,TARGET...]]]   (OUT_DIR defaults to SWEEP_DIR/figures)"""
 
 import json
 import sys
-from pathlib import Path
 
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from common import sweep_table, write_outputs
+from common import finished_files, sweep_table, write_outputs
 
 
 def common_target(t):
@@ -53,11 +53,8 @@ def point_summaries(sweep, keys, schema):
     wall time [s] and the participants' training steps from `summary.json`.
     None when no finished point has one."""
     rows = []
-    for p in sorted(Path(sweep).rglob("summary.json")):
-        parts = p.parent.relative_to(sweep).parts
-        if any(part.endswith(".partial") for part in parts):
-            continue
-        kv = dict(part.split("=", 1) for part in parts if "=" in part)
+    for p in finished_files(sweep, "summary.json"):
+        kv = dict(part.split("=", 1) for part in p.parent.relative_to(sweep).parts if "=" in part)
         if not all(k in kv for k in keys):
             continue
         s = json.loads(p.read_text())

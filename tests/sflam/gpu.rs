@@ -7,24 +7,11 @@
 //! start. Float sums run in other orders on the GPU, so results agree
 //! within a tolerance, not bit for bit (README, "Training on a GPU").
 
-use sflam::config::{Scenario, load_scenario_str};
-use std::path::Path;
-
-/// A small training scenario on synthetic data on `backend`.
-fn scenario(backend: &str, extra: &str) -> Scenario {
-    let text = format!(
-        "[run]\nname = \"t\"\nseed = 5\nrounds = 2\niterations = 2\nthreads = 1\n\
-         [devices]\ncount = 6\n\
-         [training]\ndataset = \"synthetic\"\nmodel = \"vit-tiny-28\"\nparticipants = 3\nbatch = 16\n\
-         eval_samples = 256\nmin_samples = 20\nlr = 0.05\nbackend = \"{backend}\"\n{extra}"
-    );
-    load_scenario_str(&text, Path::new("<test>"), &[]).unwrap()
-}
-
 #[cfg(not(feature = "gpu"))]
 #[test]
 fn wgpu_without_the_feature_is_a_clear_error() {
-    let err = sflam::train::trainer_of(&scenario("wgpu", "")).err().expect("no GPU backend in this build");
+    let err =
+        sflam::train::trainer_of(&crate::backends::scenario("wgpu", "")).err().expect("no GPU backend in this build");
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
     assert!(msg.contains("training.backend") && msg.contains("--features gpu"), "{msg}");
@@ -32,7 +19,7 @@ fn wgpu_without_the_feature_is_a_clear_error() {
 
 #[cfg(feature = "gpu")]
 mod on_the_gpu {
-    use super::scenario;
+    use crate::backends::{max_abs_diff, scenario, updates_match_the_cpu};
     use burn::tensor::{Tensor, TensorData};
     use sflam::train::{BackendKind, Trainer, backend_device};
 
@@ -48,11 +35,6 @@ mod on_the_gpu {
                 None
             }
         }
-    }
-
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     #[test]
@@ -71,36 +53,7 @@ mod on_the_gpu {
     fn gpu_updates_match_the_cpu() {
         let Some(gpu) = gpu_trainer("momentum = 0.0\n") else { return };
         let cpu = sflam::train::trainer_of(&scenario("flex", "momentum = 0.0\n")).unwrap();
-        let start = cpu.initial_params();
-        assert_eq!(start, gpu.initial_params(), "the start is drawn on the host");
-        for (what, bits) in [("split fp32", None), ("split 4-bit", Some(4))] {
-            let c = cpu.split_update(&start, 1, 0, bits).unwrap();
-            let g = gpu.split_update(&start, 1, 0, bits).unwrap();
-            let (dd, ds) =
-                (max_abs_diff(&c.params.device, &g.params.device), max_abs_diff(&c.params.server, &g.params.server));
-            let moved = max_abs_diff(&c.params.server, &start.server);
-            eprintln!(
-                "{what}: loss cpu {} gpu {}, max |dw| device {dd:e} server {ds:e} (update {moved:e})",
-                c.loss, g.loss
-            );
-            assert_eq!(c.wire_bytes, g.wire_bytes, "{what}: bytes on the wire");
-            assert!((c.loss - g.loss).abs() <= 1e-4 * c.loss.abs(), "{what}: loss {} vs {}", c.loss, g.loss);
-            // fp32 sums in other orders: 1e-5 of an update that moves
-            // weights by about 1e-2. At 4 bits the stochastic rounding can
-            // put an element whose GPU value differs in its last bits one
-            // level away, which moves the update by far less than a step.
-            let tol = if bits.is_none() { 1e-5 } else { 1e-4 };
-            assert!(dd <= tol && ds <= tol, "{what}: weights differ by {dd:e} / {ds:e} (tolerance {tol:e})");
-            assert!(moved > 100.0 * tol, "{what}: the update must move the weights ({moved:e})");
-        }
-        let c = cpu.whole_update(&start, 2, 1).unwrap();
-        let g = gpu.whole_update(&start, 2, 1).unwrap();
-        let d = max_abs_diff(&c.params.server, &g.params.server).max(max_abs_diff(&c.params.device, &g.params.device));
-        eprintln!("whole: loss cpu {} gpu {}, max |dw| {d:e}", c.loss, g.loss);
-        assert!((c.loss - g.loss).abs() <= 1e-4 * c.loss.abs() && d <= 1e-5);
-        let (ec, eg) = (cpu.evaluate(&c.params).unwrap(), gpu.evaluate(&c.params).unwrap());
-        eprintln!("evaluation: cpu {ec:?} gpu {eg:?}");
-        assert!((ec.loss - eg.loss).abs() <= 1e-4 * ec.loss && (ec.accuracy - eg.accuracy).abs() <= 1.0 / 256.0);
+        updates_match_the_cpu(&cpu, &gpu, "gpu");
     }
 
     /// The cut layer's round trip from GPU memory: what arrives is the

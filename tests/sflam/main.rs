@@ -3,6 +3,7 @@
 //! simulator half's tests are `crates/core/tests/core` (they build
 //! without Burn). One module per area.
 
+mod backends;
 mod cli;
 mod cosim;
 mod gpu;

@@ -972,3 +972,53 @@ fn model_gelu_matches_burns_gelu_in_value_and_gradient() {
     let xs: Vec<f32> = (0..2400).map(|i| (i as f32 - 1200.0) * 7.5e-3).collect();
     matches_burn(&xs, [2, 30, 40], sflam::train::model::gelu, burn::tensor::activation::gelu, 2e-6);
 }
+
+/// `model::dense` (one flattened product) gives Burn's `linear` on the
+/// `[B, T, in]` input: the same values and the same gradients of the input,
+/// weight and bias, for a layer Burn keeps batched (output as wide as the
+/// input) and one it merges (wider output).
+#[test]
+fn dense_equals_burns_batched_linear_with_its_gradients() {
+    use burn::tensor::module::linear;
+    use burn::tensor::{Distribution, Tensor};
+    use sflam::train::model::dense;
+    use sflam::train::{BackendKind, backend_device};
+    let device = backend_device(BackendKind::Flex, 0).unwrap().autodiff();
+    for (b, t, din, dout) in [(4, 13, 24, 24), (3, 7, 16, 64)] {
+        let leaf = |shape: Vec<usize>| {
+            Tensor::<1>::random([shape.iter().product::<usize>()], Distribution::Normal(0.0, 1.0), &device)
+        };
+        let (x0, w0, b0) = (leaf(vec![b, t, din]), leaf(vec![din, dout]), leaf(vec![dout]));
+        let grads_of = |use_dense: bool| {
+            let x = x0.clone().detach().reshape([b, t, din]).require_grad();
+            let w = w0.clone().detach().reshape([din, dout]).require_grad();
+            let bias = b0.clone().detach().require_grad();
+            let y = if use_dense {
+                dense(x.clone(), w.clone(), Some(bias.clone()))
+            } else {
+                linear(x.clone(), w.clone(), Some(bias.clone()))
+            };
+            // The output's gradient is 1 + y / 2: different at every entry.
+            let loss = (y.clone() * y.clone().detach().mul_scalar(0.5).add_scalar(1.0)).sum();
+            let g = loss.backward();
+            let v = |tensor: Tensor<1>| tensor.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            (
+                v(y.reshape([b * t * dout])),
+                v(x.grad(&g).unwrap().reshape([b * t * din])),
+                v(w.grad(&g).unwrap().reshape([din * dout])),
+                v(bias.grad(&g).unwrap()),
+            )
+        };
+        let (want, got) = (grads_of(false), grads_of(true));
+        let close = |want: &[f32], got: &[f32], what: &str| {
+            assert_eq!(want.len(), got.len(), "{what}");
+            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(worst <= 1e-5 * scale, "{what} [{b}x{t}x{din} -> {dout}]: differs by {worst} (scale {scale})");
+        };
+        close(&want.0, &got.0, "output");
+        close(&want.1, &got.1, "input gradient");
+        close(&want.2, &got.2, "weight gradient");
+        close(&want.3, &got.3, "bias gradient");
+    }
+}

@@ -980,19 +980,18 @@ fn model_gelu_matches_burns_gelu_in_value_and_gradient() {
 #[test]
 fn dense_equals_burns_batched_linear_with_its_gradients() {
     use burn::tensor::module::linear;
-    use burn::tensor::{Distribution, Tensor};
+    use burn::tensor::{Device, Distribution, Tensor};
     use sflam::train::model::dense;
-    use sflam::train::{BackendKind, backend_device};
-    let device = backend_device(BackendKind::Flex, 0).unwrap().autodiff();
+    let device = Device::flex().autodiff();
     for (b, t, din, dout) in [(4, 13, 24, 24), (3, 7, 16, 64)] {
-        let leaf = |shape: Vec<usize>| {
-            Tensor::<1>::random([shape.iter().product::<usize>()], Distribution::Normal(0.0, 1.0), &device)
-        };
-        let (x0, w0, b0) = (leaf(vec![b, t, din]), leaf(vec![din, dout]), leaf(vec![dout]));
+        let normal = Distribution::Normal(0.0, 1.0);
+        let (x0, w0, b0) = (
+            Tensor::<3>::random([b, t, din], normal, &device),
+            Tensor::<2>::random([din, dout], normal, &device),
+            Tensor::<1>::random([dout], normal, &device),
+        );
         let grads_of = |use_dense: bool| {
-            let x = x0.clone().detach().reshape([b, t, din]).require_grad();
-            let w = w0.clone().detach().reshape([din, dout]).require_grad();
-            let bias = b0.clone().detach().require_grad();
+            let (x, w, bias) = (x0.clone().require_grad(), w0.clone().require_grad(), b0.clone().require_grad());
             let y = if use_dense {
                 dense(x.clone(), w.clone(), Some(bias.clone()))
             } else {
@@ -1001,12 +1000,12 @@ fn dense_equals_burns_batched_linear_with_its_gradients() {
             // The output's gradient is 1 + y / 2: different at every entry.
             let loss = (y.clone() * y.clone().detach().mul_scalar(0.5).add_scalar(1.0)).sum();
             let g = loss.backward();
-            let v = |tensor: Tensor<1>| tensor.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            let v = |data: burn::tensor::TensorData| data.convert::<f32>().try_to_vec::<f32>().unwrap();
             (
-                v(y.reshape([b * t * dout])),
-                v(x.grad(&g).unwrap().reshape([b * t * din])),
-                v(w.grad(&g).unwrap().reshape([din * dout])),
-                v(bias.grad(&g).unwrap()),
+                v(y.into_data()),
+                v(x.grad(&g).unwrap().into_data()),
+                v(w.grad(&g).unwrap().into_data()),
+                v(bias.grad(&g).unwrap().into_data()),
             )
         };
         let (want, got) = (grads_of(false), grads_of(true));

@@ -26,11 +26,12 @@ const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// into one), so all give identical bits (tested); only the lane count
 /// differs. The baseline alone left the GELU at a tenth of a
 /// `vit-small-32` step.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Level {
-    Avx512,
-    Avx2,
+    // Narrowest first: each level's CPUs have every narrower one.
     Base,
+    Avx2,
+    Avx512,
 }
 
 impl Level {
@@ -50,19 +51,23 @@ impl Level {
 
     /// `self` if this CPU has it, else the baseline.
     fn available(self) -> Level {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let has = match self {
-                Level::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-                Level::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-                Level::Base => true,
-            };
-            if has {
-                return self;
-            }
-        }
-        Level::Base
+        if self <= Level::detect() { self } else { Level::Base }
     }
+}
+
+/// `K` vectors of `n` values, each element written once by `fill`, never
+/// zero-filled first.
+///
+/// # Safety
+/// `fill` must write every element of each of the `K` slices it gets.
+unsafe fn written<const K: usize>(n: usize, fill: impl FnOnce([&mut [MaybeUninit<f32>]; K])) -> [Vec<f32>; K] {
+    let mut out: [Vec<f32>; K] = std::array::from_fn(|_| Vec::with_capacity(n));
+    fill(out.each_mut().map(|v| &mut v.spare_capacity_mut()[..n]));
+    for v in &mut out {
+        // SAFETY: the caller's `fill` wrote all n elements.
+        unsafe { v.set_len(n) };
+    }
+    out
 }
 
 /// Calls the `#[inline(always)]` loop `$body` compiled for `$level`'s
@@ -157,14 +162,9 @@ pub fn gelu_tangent_at(level: Level, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     fn run(level: Level, x: &[f32], slope: &mut [MaybeUninit<f32>], offset: &mut [MaybeUninit<f32>]) {
         dispatch!(level, gelu_tangent_loop(x: &[f32], slope: &mut [MaybeUninit<f32>], offset: &mut [MaybeUninit<f32>]))
     }
-    let n = x.len();
-    let (mut slope, mut offset) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    run(level, x, &mut slope.spare_capacity_mut()[..n], &mut offset.spare_capacity_mut()[..n]);
-    // SAFETY: `gelu_tangent_loop` wrote all n elements of both.
-    unsafe {
-        slope.set_len(n);
-        offset.set_len(n);
-    }
+    // SAFETY: `gelu_tangent_loop` writes every element of both (it
+    // asserts they are as long as `x`).
+    let [slope, offset] = unsafe { written(x.len(), |[s, o]| run(level, x, s, o)) };
     (slope, offset)
 }
 
@@ -206,21 +206,9 @@ pub fn softmax_exp_tangent_at(level: Level, x: &[f32], row: usize) -> (Vec<f32>,
     }
     let n = x.len();
     assert!(row > 0 && n.is_multiple_of(row), "softmax_exp_tangent: {n} values are not rows of {row}");
-    let (mut shift, mut slope, mut offset) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    run(
-        level,
-        x,
-        row,
-        &mut shift.spare_capacity_mut()[..n],
-        &mut slope.spare_capacity_mut()[..n],
-        &mut offset.spare_capacity_mut()[..n],
-    );
-    // SAFETY: `softmax_exp_tangent_loop` wrote all n elements of each.
-    unsafe {
-        shift.set_len(n);
-        slope.set_len(n);
-        offset.set_len(n);
-    }
+    // SAFETY: `softmax_exp_tangent_loop` writes every element of each (it
+    // asserts they are as long as `x`, whole rows of `row`).
+    let [shift, slope, offset] = unsafe { written(n, |[m, s, o]| run(level, x, row, m, s, o)) };
     (shift, slope, offset)
 }
 

@@ -973,30 +973,34 @@ fn model_gelu_matches_burns_gelu_in_value_and_gradient() {
     matches_burn(&xs, [2, 30, 40], sflam::train::model::gelu, burn::tensor::activation::gelu, 2e-6);
 }
 
-/// `model::dense` (one flattened product) gives Burn's `linear` on the
-/// `[B, T, in]` input: the same values and the same gradients of the input,
-/// weight and bias, for a layer Burn keeps batched (output as wide as the
-/// input) and one it merges (wider output).
+/// `model::dense` (one flattened product; on flex the `dense` op's own
+/// gemm calls and backward) gives Burn's `linear` on the `[B, T, in]`
+/// input: the same values and the same gradients of the input, weight and
+/// bias, for a layer Burn keeps batched (output as wide as the input), one
+/// it merges (wider output), one large enough for the products to run
+/// threaded, one of a single row and output, and weights and biases that
+/// are strided slices of wider ones (as the attention's q, k and v are).
 #[test]
 fn dense_equals_burns_batched_linear_with_its_gradients() {
     use burn::tensor::module::linear;
     use burn::tensor::{Device, Distribution, Tensor};
     use sflam::train::model::dense;
     let device = Device::flex().autodiff();
-    for (b, t, din, dout) in [(4, 13, 24, 24), (3, 7, 16, 64)] {
+    let cases = [(4, 13, 24, 24, 0), (3, 7, 16, 64, 0), (2, 100, 200, 200, 0), (1, 1, 8, 1, 0), (4, 13, 24, 24, 2)];
+    for (b, t, din, dout, slice) in cases {
         let normal = Distribution::Normal(0.0, 1.0);
+        // With `slice` = i, the weight and bias are the i-th of three
+        // column blocks of wider ones.
+        let wide = if slice > 0 { 3 } else { 1 };
         let (x0, w0, b0) = (
             Tensor::<3>::random([b, t, din], normal, &device),
-            Tensor::<2>::random([din, dout], normal, &device),
-            Tensor::<1>::random([dout], normal, &device),
+            Tensor::<2>::random([din, wide * dout], normal, &device),
+            Tensor::<1>::random([wide * dout], normal, &device),
         );
         let grads_of = |use_dense: bool| {
             let (x, w, bias) = (x0.clone().require_grad(), w0.clone().require_grad(), b0.clone().require_grad());
-            let y = if use_dense {
-                dense(x.clone(), w.clone(), Some(bias.clone()))
-            } else {
-                linear(x.clone(), w.clone(), Some(bias.clone()))
-            };
+            let (ws, bs) = (w.clone().narrow(1, slice * dout, dout), bias.clone().narrow(0, slice * dout, dout));
+            let y = if use_dense { dense(x.clone(), ws, Some(bs)) } else { linear(x.clone(), ws, Some(bs)) };
             // The output's gradient is 1 + y / 2: different at every entry.
             let loss = (y.clone() * y.clone().detach().mul_scalar(0.5).add_scalar(1.0)).sum();
             let g = loss.backward();
@@ -1013,11 +1017,28 @@ fn dense_equals_burns_batched_linear_with_its_gradients() {
             assert_eq!(want.len(), got.len(), "{what}");
             let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
             let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-            assert!(worst <= 1e-5 * scale, "{what} [{b}x{t}x{din} -> {dout}]: differs by {worst} (scale {scale})");
+            assert!(
+                worst <= 1e-5 * scale,
+                "{what} [{b}x{t}x{din} -> {dout}, slice {slice}]: differs by {worst} (scale {scale})"
+            );
         };
         close(&want.0, &got.0, "output");
         close(&want.1, &got.1, "input gradient");
         close(&want.2, &got.2, "weight gradient");
         close(&want.3, &got.3, "bias gradient");
+        // Without autodiff: the op's forward alone.
+        let flex = Device::flex();
+        let (x, w, bias) = (
+            Tensor::<3>::from_data(x0.clone().into_data(), &flex),
+            Tensor::<2>::from_data(w0.clone().into_data(), &flex),
+            Tensor::<1>::from_data(b0.clone().into_data(), &flex),
+        );
+        let (ws, bs) = (w.narrow(1, slice * dout, dout), bias.narrow(0, slice * dout, dout));
+        let v = |t: Tensor<3>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        close(
+            &v(linear(x.clone(), ws.clone(), Some(bs.clone()))),
+            &v(dense(x, ws, Some(bs))),
+            "output without autodiff",
+        );
     }
 }

@@ -147,36 +147,36 @@ pub fn exp(x: f32) -> f32 {
     if under { 0.0 } else { p * scale }
 }
 
-/// The exact (erf-based) GELU x Phi(x) of every `x[i]` as the line
-/// `slope[i] * x[i] + offset[i]` tangent to it at `x[i]`: returns `(slope,
-/// offset)`, `slope[i]` its derivative Phi(x) + x phi(x) and `offset[i]` =
-/// GELU(x) - slope x [1] (Phi, phi: the standard normal CDF and density).
-/// Both are written once, never zero-filled first.
-pub fn gelu_tangent(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    gelu_tangent_at(Level::detect(), x)
+/// The exact (erf-based) GELU x Phi(x) of every `x[i]` and its
+/// derivative Phi(x) + x phi(x) (Phi, phi: the standard normal CDF and
+/// density): returns `(value, slope)` [1]. The value is evaluated on the
+/// line tangent at `x[i]`, `slope x + (x Phi(x) - slope x)`, in that
+/// order of roundings. Both are written once, never zero-filled first.
+pub fn gelu_with_slope(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    gelu_with_slope_at(Level::detect(), x)
 }
 
-/// [`gelu_tangent`] compiled for `level`'s vector unit (a level this CPU
-/// lacks runs the baseline).
-pub fn gelu_tangent_at(level: Level, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    fn run(level: Level, x: &[f32], slope: &mut [MaybeUninit<f32>], offset: &mut [MaybeUninit<f32>]) {
-        dispatch!(level, gelu_tangent_loop(x: &[f32], slope: &mut [MaybeUninit<f32>], offset: &mut [MaybeUninit<f32>]))
+/// [`gelu_with_slope`] compiled for `level`'s vector unit (a level this
+/// CPU lacks runs the baseline).
+pub fn gelu_with_slope_at(level: Level, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    fn run(level: Level, x: &[f32], value: &mut [MaybeUninit<f32>], slope: &mut [MaybeUninit<f32>]) {
+        dispatch!(level, gelu_loop(x: &[f32], value: &mut [MaybeUninit<f32>], slope: &mut [MaybeUninit<f32>]))
     }
-    // SAFETY: `gelu_tangent_loop` writes every element of both (it
-    // asserts they are as long as `x`).
-    let [slope, offset] = unsafe { written(x.len(), |[s, o]| run(level, x, s, o)) };
-    (slope, offset)
+    // SAFETY: `gelu_loop` writes every element of both (it asserts they
+    // are as long as `x`).
+    let [value, slope] = unsafe { written(x.len(), |[v, s]| run(level, x, v, s)) };
+    (value, slope)
 }
 
 #[inline(always)]
-fn gelu_tangent_loop(x: &[f32], slope: &mut [MaybeUninit<f32>], offset: &mut [MaybeUninit<f32>]) {
-    assert!(x.len() == slope.len() && x.len() == offset.len());
-    for ((&x, s), o) in x.iter().zip(slope.iter_mut()).zip(offset.iter_mut()) {
+fn gelu_loop(x: &[f32], value: &mut [MaybeUninit<f32>], slope: &mut [MaybeUninit<f32>]) {
+    assert!(x.len() == value.len() && x.len() == slope.len());
+    for ((&x, v), s) in x.iter().zip(value.iter_mut()).zip(slope.iter_mut()) {
         let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
         let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
         let slope = x * pdf + cdf;
         s.write(slope);
-        o.write(x * cdf - slope * x);
+        v.write(x * slope + (x * cdf - slope * x));
     }
 }
 
@@ -295,8 +295,7 @@ mod tests {
     #[test]
     fn gelu_and_slope_match_the_closed_form_and_finite_differences() {
         let xs: Vec<f32> = (-2000..=2000).map(|i| i as f32 * 5e-3).collect();
-        let (s, o) = gelu_tangent(&xs);
-        let v: Vec<f32> = xs.iter().zip(&s).zip(&o).map(|((x, s), o)| s * x + o).collect();
+        let (v, s) = gelu_with_slope(&xs);
         let gelu = |x: f64| 0.5 * x * (1.0 + erf_ref(x / 2f64.sqrt()));
         for ((&x, &v), &s) in xs.iter().zip(&v).zip(&s) {
             let x64 = x as f64;
@@ -315,7 +314,7 @@ mod tests {
     fn every_vector_level_gives_the_baselines_bits() {
         println!("widest level here: {:?}", Level::detect());
         let xs: Vec<f32> = (0..4099).map(|i| ((i * 7919 % 4099) as f32 - 2049.5) * 0.05).collect();
-        let run_gelu = |level| gelu_tangent_at(level, &xs);
+        let run_gelu = |level| gelu_with_slope_at(level, &xs);
         let row = 17;
         let n = xs.len() / row * row;
         let run_softmax = |level| softmax_exp_tangent_at(level, &xs[..n], row);

@@ -20,6 +20,7 @@ pub mod data;
 pub mod framework;
 pub mod import;
 pub mod model;
+pub mod ops;
 pub mod params;
 pub mod training;
 pub mod wire;

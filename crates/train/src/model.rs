@@ -77,11 +77,19 @@ impl Attention {
 /// products that each repack the weight, and the weight's gradient is B
 /// `[in, out]` products summed afterwards (a B-fold buffer to fill and
 /// reduce). Flattened, the weight's gradient is one product over all B T
-/// rows. `vit-small-32`, batch 64, 2 threads: README, Performance.
+/// rows. With a bias it is one op with its own backward
+/// (on flex [`crate::ops::Dense`]: each product one gemm call into its
+/// output). `vit-small-32`, batch 64, 2 threads: README, Performance.
 pub fn dense(x: Tensor<3>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<3> {
     let [b, t, d] = x.dims();
     let out = weight.dims()[1];
-    linear(x.reshape([b * t, d]), weight, bias).reshape([b, t, out])
+    let x = x.reshape([b * t, d]);
+    match bias {
+        Some(bias) if on_flex(&x.device()) => crate::ops::dense_op(x, weight, bias),
+        Some(bias) => linear(x, weight, Some(bias)),
+        None => x.matmul(weight),
+    }
+    .reshape([b, t, out])
 }
 
 /// [`dense`] with a Burn `Linear`'s parameters.
@@ -124,25 +132,14 @@ impl Block {
     }
 }
 
-/// The exact (erf-based) GELU, as timm's `nn.GELU`. On the CPU backends
-/// one vectorized loop (`sflam_kernels::gelu_tangent`) gives each
-/// element's tangent line, and the graph records `x * slope + offset` with
-/// both as constants: the GELU's value (to f32 rounding) and its exact
-/// derivative, in two element-wise passes forward and one backward. Burn's
-/// CPU GELU evaluates a scalar libm `erff` per element forward and
-/// backward (about a fifth of a `vit-p7-28` co-simulation's time). Other
-/// backends use Burn's.
+/// The exact (erf-based) GELU, as timm's `nn.GELU`. On flex one
+/// vectorized loop gives each element's value and slope, and the backward
+/// multiplies by the slope ([`crate::ops::Gelu`]). Burn's CPU GELU
+/// evaluates a scalar libm `erff` per element forward and backward (about
+/// a fifth of a `vit-p7-28` co-simulation's time). Other backends use
+/// Burn's.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if !host_backend(&device) {
-        return burn::tensor::activation::gelu(x);
-    }
-    let shape = x.shape();
-    let data = x.clone().into_data().convert::<f32>();
-    let xs = data.as_slice::<f32>().expect("converted to f32 just above");
-    let (slope, offset) = sflam_kernels::gelu_tangent(xs);
-    let constant = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, shape.clone()), &device);
-    x * constant(slope) + constant(offset)
+    if on_flex(&x.device()) { crate::ops::gelu_op(x) } else { burn::tensor::activation::gelu(x) }
 }
 
 /// Softmax over the last dimension. On the CPU backends the exponentials
@@ -177,6 +174,11 @@ fn host_backend(device: &Device) -> bool {
         return true;
     }
     inner == Device::flex()
+}
+
+/// Whether `device` is Burn's flex CPU backend (with or without autodiff).
+fn on_flex(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
 }
 
 /// The server side: patch tokens `[B, T, dim]` -> logits `[B, classes]`.

@@ -946,8 +946,9 @@ fn matches_burn<const D: usize>(
     v_ours
 }
 
-/// The model's softmax (exponentials from the vectorized kernel on the
-/// CPU) against Burn's: the same values and gradients.
+/// The model's softmax (on flex the `Softmax` op: one vectorized loop
+/// forward, one for the gradient) against Burn's: the same values and
+/// gradients.
 #[test]
 fn model_softmax_matches_burns_softmax_in_value_and_gradient() {
     // Attention-like scores: rows of 50, some far apart (up to 60).
@@ -964,8 +965,8 @@ fn model_softmax_matches_burns_softmax_in_value_and_gradient() {
     }
 }
 
-/// The model's GELU (value and slope from the vectorized kernel on the CPU)
-/// against Burn's own erf-based GELU: the same values and the same
+/// The model's GELU (on flex the `Gelu` op: value and slope from the
+/// vectorized kernel) against Burn's own erf-based GELU: the same values and the same
 /// gradients through a small graph, on inputs spanning the tails.
 #[test]
 fn model_gelu_matches_burns_gelu_in_value_and_gradient() {

@@ -180,62 +180,81 @@ fn gelu_loop(x: &[f32], value: &mut [MaybeUninit<f32>], slope: &mut [MaybeUninit
     }
 }
 
-/// The exponentials of a softmax, row by row, as tangent lines: `x` holds
-/// rows of `row` values; for each row with maximum m, `shift[i]` = m and,
-/// with z = x[i] - m, e = exp(z) is written as the line
-/// `slope[i] * z + offset[i]` tangent to exp at z (`slope` = e, `offset` =
-/// e - e z). Shifting by the row's maximum keeps z <= 0, so e <= 1 and the
-/// offset's rounding stays below one f32 ulp of e's scale [1]. Returns
-/// `(shift, slope, offset)`, each as long as `x`.
+/// The softmax of every row of `row` values in `x`: with the row's maximum
+/// m, e = exp(x[i] - m) (so e <= 1) and y[i] = e / the row's sum of e,
+/// summed in row order [1].
 ///
 /// # Panics
 /// If `x`'s length is not a multiple of `row` (a caller's bug).
-pub fn softmax_exp_tangent(x: &[f32], row: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    softmax_exp_tangent_at(Level::detect(), x, row)
+pub fn softmax_rows(x: &[f32], row: usize) -> Vec<f32> {
+    softmax_rows_at(Level::detect(), x, row)
 }
 
-/// [`softmax_exp_tangent`] compiled for `level`'s vector unit (a level
-/// this CPU lacks runs the baseline).
-pub fn softmax_exp_tangent_at(level: Level, x: &[f32], row: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    type Out<'a> = &'a mut [MaybeUninit<f32>];
-    fn run(level: Level, x: &[f32], row: usize, shift: Out, slope: Out, offset: Out) {
-        dispatch!(
-            level,
-            softmax_exp_tangent_loop(x: &[f32], row: usize, shift: Out, slope: Out, offset: Out)
-        )
+/// [`softmax_rows`] compiled for `level`'s vector unit (a level this CPU
+/// lacks runs the baseline).
+pub fn softmax_rows_at(level: Level, x: &[f32], row: usize) -> Vec<f32> {
+    fn run(level: Level, x: &[f32], row: usize, y: &mut [MaybeUninit<f32>]) {
+        dispatch!(level, softmax_rows_loop(x: &[f32], row: usize, y: &mut [MaybeUninit<f32>]))
     }
-    let n = x.len();
-    assert!(row > 0 && n.is_multiple_of(row), "softmax_exp_tangent: {n} values are not rows of {row}");
-    // SAFETY: `softmax_exp_tangent_loop` writes every element of each (it
-    // asserts they are as long as `x`, whole rows of `row`).
-    let [shift, slope, offset] = unsafe { written(n, |[m, s, o]| run(level, x, row, m, s, o)) };
-    (shift, slope, offset)
+    whole_rows(x.len(), row, "softmax_rows");
+    // SAFETY: `softmax_rows_loop` writes every element (it asserts `y` is
+    // as long as `x`, whole rows of `row`).
+    let [y] = unsafe { written(x.len(), |[y]| run(level, x, row, y)) };
+    y
 }
 
 #[inline(always)]
-fn softmax_exp_tangent_loop(
-    x: &[f32],
-    row: usize,
-    shift: &mut [MaybeUninit<f32>],
-    slope: &mut [MaybeUninit<f32>],
-    offset: &mut [MaybeUninit<f32>],
-) {
-    assert!(x.len() == shift.len() && x.len() == slope.len() && x.len() == offset.len());
-    for (((x, m), s), o) in x
-        .chunks_exact(row)
-        .zip(shift.chunks_exact_mut(row))
-        .zip(slope.chunks_exact_mut(row))
-        .zip(offset.chunks_exact_mut(row))
-    {
+fn softmax_rows_loop(x: &[f32], row: usize, y: &mut [MaybeUninit<f32>]) {
+    assert!(x.len() == y.len());
+    for (x, y) in x.chunks_exact(row).zip(y.chunks_exact_mut(row)) {
         let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        for (((&x, m), s), o) in x.iter().zip(m.iter_mut()).zip(s.iter_mut()).zip(o.iter_mut()) {
-            let z = x - max;
-            let e = exp(z);
-            m.write(max);
-            s.write(e);
-            o.write(e - e * z);
+        for (&x, y) in x.iter().zip(y.iter_mut()) {
+            y.write(exp(x - max));
+        }
+        // SAFETY: every element of the row was written just above.
+        let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        let sum = y.iter().fold(0.0f32, |a, &e| a + e);
+        y.iter_mut().for_each(|e| *e /= sum);
+    }
+}
+
+/// The gradient of [`softmax_rows`] from its output `y` and the gradient
+/// `g` of its output: y[i] (g[i] - the row's sum of g y), summed in row
+/// order [1].
+///
+/// # Panics
+/// If `y` and `g` differ in length or are not whole rows of `row` (a
+/// caller's bug).
+pub fn softmax_rows_backward(y: &[f32], g: &[f32], row: usize) -> Vec<f32> {
+    softmax_rows_backward_at(Level::detect(), y, g, row)
+}
+
+/// [`softmax_rows_backward`] compiled for `level`'s vector unit.
+pub fn softmax_rows_backward_at(level: Level, y: &[f32], g: &[f32], row: usize) -> Vec<f32> {
+    fn run(level: Level, y: &[f32], g: &[f32], row: usize, gx: &mut [MaybeUninit<f32>]) {
+        dispatch!(level, softmax_backward_loop(y: &[f32], g: &[f32], row: usize, gx: &mut [MaybeUninit<f32>]))
+    }
+    assert_eq!(y.len(), g.len(), "softmax_rows_backward: output and gradient differ in length");
+    whole_rows(y.len(), row, "softmax_rows_backward");
+    // SAFETY: `softmax_backward_loop` writes every element (it asserts the
+    // lengths match).
+    let [gx] = unsafe { written(y.len(), |[gx]| run(level, y, g, row, gx)) };
+    gx
+}
+
+#[inline(always)]
+fn softmax_backward_loop(y: &[f32], g: &[f32], row: usize, gx: &mut [MaybeUninit<f32>]) {
+    assert!(y.len() == g.len() && y.len() == gx.len());
+    for ((y, g), gx) in y.chunks_exact(row).zip(g.chunks_exact(row)).zip(gx.chunks_exact_mut(row)) {
+        let dot = y.iter().zip(g).fold(0.0f32, |a, (&y, &g)| a + y * g);
+        for ((&y, &g), gx) in y.iter().zip(g).zip(gx.iter_mut()) {
+            gx.write(y * (g - dot));
         }
     }
+}
+
+fn whole_rows(n: usize, row: usize, what: &str) {
+    assert!(row > 0 && n.is_multiple_of(row), "{what}: {n} values are not rows of {row}");
 }
 
 #[cfg(test)]
@@ -317,34 +336,46 @@ mod tests {
         let run_gelu = |level| gelu_with_slope_at(level, &xs);
         let row = 17;
         let n = xs.len() / row * row;
-        let run_softmax = |level| softmax_exp_tangent_at(level, &xs[..n], row);
+        let g: Vec<f32> = (0..n).map(|i| ((i * 31 % 97) as f32 - 48.0) * 0.01).collect();
+        let run_softmax = |level| softmax_rows_at(level, &xs[..n], row);
+        let run_backward = |level, y: &[f32]| softmax_rows_backward_at(level, y, &g, row);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let (gs, go) = run_gelu(Level::Base);
-        let (sm, ss, so) = run_softmax(Level::Base);
+        let (gv, gs) = run_gelu(Level::Base);
+        let y = run_softmax(Level::Base);
+        let gx = run_backward(Level::Base, &y);
         for level in [Level::Avx2, Level::Avx512] {
-            let (s, o) = run_gelu(level);
-            assert_eq!((bits(&s), bits(&o)), (bits(&gs), bits(&go)), "gelu at {level:?}");
-            let (m, s, o) = run_softmax(level);
-            assert_eq!((bits(&m), bits(&s), bits(&o)), (bits(&sm), bits(&ss), bits(&so)), "softmax at {level:?}");
+            let (v, s) = run_gelu(level);
+            assert_eq!((bits(&v), bits(&s)), (bits(&gv), bits(&gs)), "gelu at {level:?}");
+            assert_eq!(bits(&run_softmax(level)), bits(&y), "softmax at {level:?}");
+            assert_eq!(bits(&run_backward(level, &y)), bits(&gx), "softmax's gradient at {level:?}");
         }
     }
 
+    /// Each row's softmax and its gradient against f64 closed forms: the
+    /// softmax, and its Jacobian applied to g (diag(y) - y y^T) g.
     #[test]
-    fn softmax_exponentials_match_f64_on_each_row() {
+    fn softmax_rows_and_gradient_match_f64_on_each_row() {
         let row = 7;
         let xs: Vec<f32> = (0..700).map(|i| ((i * 53 % 211) as f32 - 105.0) * 0.31).collect();
-        let n = xs.len();
-        let (m, s, o) = softmax_exp_tangent(&xs, row);
-        for r in 0..n / row {
-            let x = &xs[r * row..(r + 1) * row];
-            let max = x.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
-            for i in r * row..(r + 1) * row {
-                assert_eq!(m[i] as f64, max, "row {r}: the shift is the row's maximum");
-                let z = xs[i] - m[i];
-                let want = (z as f64).exp();
-                let value = s[i] * z + o[i];
-                assert!((value as f64 - want).abs() <= 2e-7 + 1e-6 * want, "exp({z}) = {value}, want {want}");
-                assert!((s[i] as f64 - want).abs() <= 1e-6 * want + 1e-30, "slope at {z}: {}, want {want}", s[i]);
+        let g: Vec<f32> = (0..700).map(|i| ((i * 17 % 89) as f32 - 44.0) * 0.05).collect();
+        let y = softmax_rows(&xs, row);
+        let gx = softmax_rows_backward(&y, &g, row);
+        for r in 0..xs.len() / row {
+            let span = r * row..(r + 1) * row;
+            let max = xs[span.clone()].iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = xs[span.clone()].iter().map(|&v| (v as f64 - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let want: Vec<f64> = e.iter().map(|e| e / sum).collect();
+            let dot: f64 = want.iter().zip(&g[span.clone()]).map(|(y, &g)| y * g as f64).sum();
+            for (k, i) in span.enumerate() {
+                assert!(
+                    (y[i] as f64 - want[k]).abs() <= 1e-6 * want[k] + 1e-9,
+                    "row {r}: y = {}, want {}",
+                    y[i],
+                    want[k]
+                );
+                let dwant = want[k] * (g[i] as f64 - dot);
+                assert!((gx[i] as f64 - dwant).abs() <= 1e-6, "row {r}: gradient {}, want {dwant}", gx[i]);
             }
         }
     }

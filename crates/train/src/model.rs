@@ -9,7 +9,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::linear;
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor};
 
 /// `patch_embed`: Conv2d(C -> dim, kernel = stride = P).
 #[derive(Module, Debug)]
@@ -142,38 +142,13 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if on_flex(&x.device()) { crate::ops::gelu_op(x) } else { burn::tensor::activation::gelu(x) }
 }
 
-/// Softmax over the last dimension. On the CPU backends the exponentials
-/// come from one vectorized loop (`sflam_kernels::softmax_exp_tangent`),
-/// recorded as GELU's are: e = (x - m) * slope + offset with the row's
-/// maximum m, the slope and the offset as constants, then e / sum(e): the
-/// softmax's value (to f32 rounding) and its exact gradient. Burn's CPU
-/// softmax calls a scalar libm `expf` per element (a tenth of a
+/// Softmax over the last dimension. On flex one vectorized loop gives it
+/// and one more its gradient from its output ([`crate::ops::Softmax`]);
+/// Burn's CPU softmax calls a scalar libm `expf` per element (a tenth of a
 /// `vit-tiny-28` co-simulation's time, whose 50 tokens make the attention
 /// scores the largest tensor of a step). Other backends use Burn's.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if !host_backend(&device) {
-        return softmax(x, D - 1);
-    }
-    let shape = x.shape();
-    let row = x.dims()[D - 1];
-    let data = x.clone().into_data().convert::<f32>();
-    let xs = data.as_slice::<f32>().expect("converted to f32 just above");
-    let (shift, slope, offset) = sflam_kernels::softmax_exp_tangent(xs, row);
-    let constant = |v: Vec<f32>| Tensor::<D>::from_data(TensorData::new(v, shape.clone()), &device);
-    let e = (x - constant(shift)) * constant(slope) + constant(offset);
-    let sum = e.clone().sum_dim(D - 1);
-    e / sum
-}
-
-/// Whether `device` computes on this machine's CPU (Burn's flex or ndarray).
-fn host_backend(device: &Device) -> bool {
-    let inner = device.clone().inner();
-    #[cfg(feature = "ndarray")]
-    if inner == Device::ndarray() {
-        return true;
-    }
-    inner == Device::flex()
+    if on_flex(&x.device()) { crate::ops::softmax_op(x) } else { softmax(x, D - 1) }
 }
 
 /// Whether `device` is Burn's flex CPU backend (with or without autodiff).

@@ -20,6 +20,12 @@
 //! gave the same bits at the cost of a host copy of `x` and two more
 //! element-wise passes with their buffers.
 //!
+//! [`Softmax`]: the softmax over the last dimension from one vectorized
+//! loop, its output kept for the backward, whose gradient
+//! `y (g - sum(g y))` is one more loop. It replaced a graph of tangent
+//! lines (shift, slope and offset as constants, then a sum and a division)
+//! whose backward ran through five ops.
+//!
 //! Together: README, Performance ("training step, this version").
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -313,9 +319,7 @@ impl GeluSlope for Flex {
         }
         let x = if x.is_contiguous() { x } else { x.to_contiguous() };
         let shape = x.layout().shape().clone();
-        let start = x.layout().start_offset();
-        let values = &x.storage::<f32>()[start..start + shape.num_elements()];
-        let (value, slope) = sflam_kernels::gelu_with_slope(values);
+        let (value, slope) = sflam_kernels::gelu_with_slope(values(&x));
         let tensor = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, shape.clone()));
         (tensor(value), tensor(slope))
     }
@@ -329,25 +333,130 @@ impl Gelu for Flex {
 
 impl<B: Gelu + GeluSlope, C: CheckpointStrategy> Gelu for Autodiff<B, C> {
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        /// The op's node: it keeps the slope.
-        #[derive(Debug)]
-        struct GeluBackward;
+        keeping::<B, C>(x, B::gelu_with_slope, B::exact_gelu, |slope, g| B::float_mul(g, slope))
+    }
+}
 
-        impl<B: Backend> Backward<B, 1> for GeluBackward {
-            type State = FloatTensor<B>;
+/// The node of a one-input op whose backward is `grad(kept, g)`, of a
+/// tensor its forward kept.
+#[derive(Debug)]
+struct KeptBackward;
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let Ops { parents, node, state: slope } = ops;
-                unary::<B, _>(parents, node, grads, |g| B::float_mul(g, slope));
-            }
+/// `(kept, g)` -> the input's gradient.
+type Grad<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+/// `x` -> `(value, kept)`.
+type KeepingForward<B> = fn(FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>);
+
+impl<B: Backend> Backward<B, 1> for KeptBackward {
+    type State = (FloatTensor<B>, Grad<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let Ops { parents, node, state: (kept, grad) } = ops;
+        unary::<B, _>(parents, node, grads, |g| grad(kept, g));
+    }
+}
+
+/// A one-input op under autodiff: `forward` gives the value and the tensor
+/// to keep when a gradient is wanted, `value` the value alone otherwise.
+fn keeping<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: KeepingForward<B>,
+    value: fn(FloatTensor<B>) -> FloatTensor<B>,
+    grad: Grad<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match KeptBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (out, kept) = forward(x.into_primitive());
+            prep.finish((kept, grad), out)
         }
+        OpsKind::UnTracked(prep) => prep.finish(value(x.into_primitive())),
+    }
+}
 
-        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (value, slope) = B::gelu_with_slope(x.into_primitive());
-                prep.finish(slope, value)
+/// The softmax over the last dimension as a backend op: [`SoftmaxGrad`]
+/// gives its gradient from its output.
+#[backend_extension(Flex, Autodiff)]
+pub trait Softmax: Backend {
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        softmax_reference::<Self>(x)
+    }
+}
+
+/// The gradient of [`Softmax::softmax_last`] from its output `y` and the
+/// gradient `g` of its output.
+pub trait SoftmaxGrad: Backend {
+    fn softmax_grad(y: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {
+        softmax_grad_reference::<Self>(y, g)
+    }
+}
+
+/// [`Softmax::softmax_last`] from Burn's own ops on any backend.
+pub fn softmax_reference<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let last = x.shape().num_dims() - 1;
+    let e = B::float_exp(B::float_sub(x.clone(), B::float_max_dim(x, last)));
+    B::float_div(e.clone(), B::float_sum_dim(e, last))
+}
+
+/// [`SoftmaxGrad::softmax_grad`] from Burn's own ops: `y (g - sum(g y))`.
+pub fn softmax_grad_reference<B: Backend>(y: FloatTensor<B>, g: FloatTensor<B>) -> FloatTensor<B> {
+    let last = y.shape().num_dims() - 1;
+    let dot = B::float_sum_dim(B::float_mul(g.clone(), y.clone()), last);
+    B::float_mul(y, B::float_sub(g, dot))
+}
+
+/// The softmax of `x` over its last dimension on flex, through [`Softmax`]
+/// (autodiff included).
+pub fn softmax_op<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as Softmax>::softmax_last(x.into_dispatch()))
+}
+
+/// `t`'s f32 values in row-major order (a copy only where `t` is strided),
+/// its shape and its last dimension's length.
+fn rows(t: &FlexTensor) -> Option<(FlexTensor, Shape, usize)> {
+    if t.dtype() != DType::F32 || t.layout().shape().num_dims() == 0 {
+        return None;
+    }
+    let t = if t.is_contiguous() { t.clone() } else { t.to_contiguous() };
+    let shape = t.layout().shape().clone();
+    let row = shape[shape.num_dims() - 1];
+    Some((t, shape, row))
+}
+
+/// The values of a contiguous flex tensor.
+fn values(t: &FlexTensor) -> &[f32] {
+    let start = t.layout().start_offset();
+    &t.storage::<f32>()[start..start + t.layout().shape().num_elements()]
+}
+
+impl Softmax for Flex {
+    fn softmax_last(x: FlexTensor) -> FlexTensor {
+        match rows(&x) {
+            Some((x, shape, row)) if row > 0 => {
+                FlexTensor::from_data(TensorData::new(sflam_kernels::softmax_rows(values(&x), row), shape))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::exact_gelu(x.into_primitive())),
+            _ => softmax_reference::<Flex>(x),
         }
+    }
+}
+
+impl SoftmaxGrad for Flex {
+    fn softmax_grad(y: FlexTensor, g: FlexTensor) -> FlexTensor {
+        match (rows(&y), rows(&g)) {
+            (Some((y, shape, row)), Some((g, gshape, _))) if row > 0 && shape == gshape => {
+                let gx = sflam_kernels::softmax_rows_backward(values(&y), values(&g), row);
+                FlexTensor::from_data(TensorData::new(gx, shape))
+            }
+            _ => softmax_grad_reference::<Flex>(y, g),
+        }
+    }
+}
+
+impl<B: Softmax + SoftmaxGrad, C: CheckpointStrategy> Softmax for Autodiff<B, C> {
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let forward = |x| {
+            let y = B::softmax_last(x);
+            (y.clone(), y)
+        };
+        keeping::<B, C>(x, forward, B::softmax_last, B::softmax_grad)
     }
 }

@@ -197,8 +197,7 @@ fn vector(t: &FlexTensor) -> Option<Vec<f32>> {
 fn column_sums(g: &FlexTensor, v: View) -> Vec<f32> {
     let mut sums = vec![0f32; v.cols];
     if g.is_contiguous() {
-        let start = g.layout().start_offset();
-        for row in g.storage::<f32>()[start..start + v.rows * v.cols].chunks_exact(v.cols) {
+        for row in values(g).chunks_exact(v.cols) {
             sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
         }
     } else {
@@ -314,10 +313,9 @@ pub fn gelu_op<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 impl GeluSlope for Flex {
     fn gelu_with_slope(x: FlexTensor) -> (FlexTensor, FlexTensor) {
-        if x.dtype() != DType::F32 {
+        let Some(x) = contiguous_f32(&x) else {
             return gelu_with_slope_reference::<Flex>(x);
-        }
-        let x = if x.is_contiguous() { x } else { x.to_contiguous() };
+        };
         let shape = x.layout().shape().clone();
         let (value, slope) = sflam_kernels::gelu_with_slope(values(&x));
         let tensor = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, shape.clone()));
@@ -410,19 +408,24 @@ pub fn softmax_op<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as Softmax>::softmax_last(x.into_dispatch()))
 }
 
-/// `t`'s f32 values in row-major order (a copy only where `t` is strided),
-/// its shape and its last dimension's length.
+/// `t` with its values in row-major order (a copy only where `t` is
+/// strided), if they are f32.
+fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
+    (t.dtype() == DType::F32).then(|| if t.is_contiguous() { t.clone() } else { t.to_contiguous() })
+}
+
+/// [`contiguous_f32`] with `t`'s shape and its last dimension's length.
 fn rows(t: &FlexTensor) -> Option<(FlexTensor, Shape, usize)> {
-    if t.dtype() != DType::F32 || t.layout().shape().num_dims() == 0 {
+    if t.layout().shape().num_dims() == 0 {
         return None;
     }
-    let t = if t.is_contiguous() { t.clone() } else { t.to_contiguous() };
+    let t = contiguous_f32(t)?;
     let shape = t.layout().shape().clone();
     let row = shape[shape.num_dims() - 1];
     Some((t, shape, row))
 }
 
-/// The values of a contiguous flex tensor.
+/// The f32 values of a contiguous flex tensor, from its start offset.
 fn values(t: &FlexTensor) -> &[f32] {
     let start = t.layout().start_offset();
     &t.storage::<f32>()[start..start + t.layout().shape().num_elements()]

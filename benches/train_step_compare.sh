@@ -21,6 +21,11 @@ echo "machine: $cores cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 # vit-small-32 batch 64: the criterion bench's step.
 "$bin" --model vit-small-32 --batch 64
 "$bin" --model vit-small-32 --batch 64 --micro 2
+# One part per core: the batch's gradient data-parallel over all of them
+# (training.micro_batches; on 16 cores 4 images a part).
+if [ "$cores" -gt 2 ]; then
+  "$bin" --model vit-small-32 --batch 64 --micro "$cores"
+fi
 python3 "$torch" "$cores" --model vit-small-32 --batch 64
 taskset -c 0,1 "$bin" --model vit-small-32 --batch 64 --micro 2
 taskset -c 0,1 python3 "$torch" 2 --model vit-small-32 --batch 64

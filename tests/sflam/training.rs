@@ -974,6 +974,60 @@ fn model_gelu_matches_burns_gelu_in_value_and_gradient() {
     matches_burn(&xs, [2, 30, 40], sflam::train::model::gelu, burn::tensor::activation::gelu, 2e-6);
 }
 
+/// The model's layer norm (on flex the `Norm` op: one loop over each row
+/// forward, one for the three gradients) against Burn's `LayerNorm`: the
+/// same values, and the same gradients of the input, gamma and beta, with
+/// gamma and beta away from their 1 and 0, rows of 37 (a remainder past
+/// the kernel's 8 partial sums), inputs far from zero mean, and a case of
+/// 1200 rows, more than one task's, whose column sums add across blocks.
+#[test]
+fn model_norm_matches_burns_layer_norm_with_its_gradients() {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::{Device, Distribution, Tensor};
+    use sflam::train::model::{NORM_EPS, norm};
+    let device = Device::flex().autodiff();
+    for shape in [[2, 13, 37], [4, 300, 37]] {
+        let d = shape[2];
+        let mut layer = LayerNormConfig::new(d).with_epsilon(NORM_EPS).init(&device);
+        layer.gamma = Param::from_tensor(Tensor::<1>::random([d], Distribution::Uniform(0.5, 1.5), &device));
+        layer.beta = Some(Param::from_tensor(Tensor::<1>::random([d], Distribution::Normal(0.0, 0.3), &device)));
+        let x0 = Tensor::<3>::random(shape, Distribution::Normal(0.0, 2.0), &device).add_scalar(3.0);
+        let weights = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let v = |t: Tensor<1>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let run = |ours: bool| {
+            let x = x0.clone().require_grad();
+            let y = if ours { norm(&layer, x.clone()) } else { layer.forward(x.clone()) };
+            let g = (y.clone() * weights.clone()).sum().backward();
+            let beta = layer.beta.as_ref().unwrap();
+            [
+                v(y.flatten(0, 2)),
+                v(x.grad(&g).unwrap().flatten(0, 2)),
+                v(layer.gamma.val().grad(&g).unwrap()),
+                v(beta.val().grad(&g).unwrap()),
+            ]
+        };
+        let (want, got) = (run(false), run(true));
+        for (what, (want, got)) in
+            ["output", "input gradient", "gamma's gradient", "beta's gradient"].iter().zip(want.iter().zip(&got))
+        {
+            assert_eq!(want.len(), got.len(), "{what}");
+            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(worst <= 2e-5 * scale, "{what} {shape:?}: differs by {worst} (scale {scale})");
+        }
+        // Without autodiff: the op's forward alone.
+        let flex = Device::flex();
+        let mut plain_layer = LayerNormConfig::new(d).with_epsilon(NORM_EPS).init(&flex);
+        plain_layer.gamma = Param::from_tensor(Tensor::from_data(layer.gamma.val().into_data(), &flex));
+        let beta = layer.beta.as_ref().unwrap().val();
+        plain_layer.beta = Some(Param::from_tensor(Tensor::from_data(beta.into_data(), &flex)));
+        let plain = norm(&plain_layer, Tensor::<3>::from_data(x0.clone().into_data(), &flex));
+        let worst = v(plain.flatten(0, 2)).iter().zip(&want[0]).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst <= 2e-5, "output without autodiff {shape:?}: differs by {worst}");
+    }
+}
+
 /// `model::dense` (one flattened product; on flex the `dense` op's own
 /// gemm calls and backward) gives Burn's `linear` on the `[B, T, in]`
 /// input: the same values and the same gradients of the input, weight and

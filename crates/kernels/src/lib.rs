@@ -7,12 +7,30 @@
 //! Why: Burn's CPU backend evaluates the exact GELU with a scalar libm
 //! `erff` per element, forward and backward, which took about a fifth of
 //! a `vit-p7-28` co-simulation's time, and a softmax's exponentials with a
-//! scalar `expf` (a tenth of a `vit-tiny-28` one's).
+//! scalar `expf` (a tenth of a `vit-tiny-28` one's); under autodiff its
+//! layer norm is about ten element-wise passes each way.
+//!
+//! Each call splits its values into tasks of whole rows on the current
+//! rayon pool (flex's element-wise ops run on one thread, which leaves a
+//! many-core machine idle outside the matrix products). A value's
+//! computation does not depend on which task holds it, and sums over
+//! rows add fixed blocks in a fixed order, so results are the same for
+//! any thread count (tested).
 //!
 //! No `mul_add`: without FMA in the target's baseline features it is a
 //! libm call per element, not an instruction.
 
 use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+/// Values [1] a kernel call hands to one rayon task: large enough that a
+/// task's start (a few microseconds) is a few percent of its loop, small
+/// enough that a `vit-small-32` activation (1.6 M values) gives every core
+/// of a 16-core machine several tasks. Below it a call runs on its own
+/// thread. Every value is computed by the same loop whichever task holds
+/// it, so results do not depend on the thread count (tested).
+pub const TASK_VALUES: usize = 32 * 1024;
 
 /// 1 / sqrt(2) [1].
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -163,8 +181,16 @@ pub fn gelu_with_slope_at(level: Level, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
         dispatch!(level, gelu_loop(x: &[f32], value: &mut [MaybeUninit<f32>], slope: &mut [MaybeUninit<f32>]))
     }
     // SAFETY: `gelu_loop` writes every element of both (it asserts they
-    // are as long as `x`).
-    let [value, slope] = unsafe { written(x.len(), |[v, s]| run(level, x, v, s)) };
+    // are as long as `x`), and the chunks of the three cover them alike.
+    let [value, slope] = unsafe {
+        written(x.len(), |[v, s]| {
+            let c = TASK_VALUES;
+            x.par_chunks(c)
+                .zip(v.par_chunks_mut(c))
+                .zip(s.par_chunks_mut(c))
+                .for_each(|((x, v), s)| run(level, x, v, s))
+        })
+    };
     (value, slope)
 }
 
@@ -181,8 +207,8 @@ fn gelu_loop(x: &[f32], value: &mut [MaybeUninit<f32>], slope: &mut [MaybeUninit
 }
 
 /// The softmax of every row of `row` values in `x`: with the row's maximum
-/// m, e = exp(x[i] - m) (so e <= 1) and y[i] = e / the row's sum of e,
-/// summed in row order [1].
+/// m, e = exp(x[i] - m) (so e <= 1) and y[i] = e / the row's sum of e, a
+/// [`lane_sum`] [1].
 ///
 /// # Panics
 /// If `x`'s length is not a multiple of `row` (a caller's bug).
@@ -197,9 +223,12 @@ pub fn softmax_rows_at(level: Level, x: &[f32], row: usize) -> Vec<f32> {
         dispatch!(level, softmax_rows_loop(x: &[f32], row: usize, y: &mut [MaybeUninit<f32>]))
     }
     whole_rows(x.len(), row, "softmax_rows");
+    let c = task_rows(row);
     // SAFETY: `softmax_rows_loop` writes every element (it asserts `y` is
-    // as long as `x`, whole rows of `row`).
-    let [y] = unsafe { written(x.len(), |[y]| run(level, x, row, y)) };
+    // as long as `x`), and the chunks of both cover them alike.
+    let [y] = unsafe {
+        written(x.len(), |[y]| x.par_chunks(c).zip(y.par_chunks_mut(c)).for_each(|(x, y)| run(level, x, row, y)))
+    };
     y
 }
 
@@ -207,20 +236,20 @@ pub fn softmax_rows_at(level: Level, x: &[f32], row: usize) -> Vec<f32> {
 fn softmax_rows_loop(x: &[f32], row: usize, y: &mut [MaybeUninit<f32>]) {
     assert!(x.len() == y.len());
     for (x, y) in x.chunks_exact(row).zip(y.chunks_exact_mut(row)) {
-        let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let max = lane_max(x);
         for (&x, y) in x.iter().zip(y.iter_mut()) {
             y.write(exp(x - max));
         }
         // SAFETY: every element of the row was written just above.
         let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-        let sum = y.iter().fold(0.0f32, |a, &e| a + e);
+        let sum = lane_sum([y], |[e]| e);
         y.iter_mut().for_each(|e| *e /= sum);
     }
 }
 
 /// The gradient of [`softmax_rows`] from its output `y` and the gradient
-/// `g` of its output: y[i] (g[i] - the row's sum of g y), summed in row
-/// order [1].
+/// `g` of its output: y[i] (g[i] - the row's sum of g y), a [`lane_sum`]
+/// [1].
 ///
 /// # Panics
 /// If `y` and `g` differ in length or are not whole rows of `row` (a
@@ -236,9 +265,17 @@ pub fn softmax_rows_backward_at(level: Level, y: &[f32], g: &[f32], row: usize) 
     }
     assert_eq!(y.len(), g.len(), "softmax_rows_backward: output and gradient differ in length");
     whole_rows(y.len(), row, "softmax_rows_backward");
+    let c = task_rows(row);
     // SAFETY: `softmax_backward_loop` writes every element (it asserts the
-    // lengths match).
-    let [gx] = unsafe { written(y.len(), |[gx]| run(level, y, g, row, gx)) };
+    // lengths match), and the chunks of all three cover them alike.
+    let [gx] = unsafe {
+        written(y.len(), |[gx]| {
+            y.par_chunks(c)
+                .zip(g.par_chunks(c))
+                .zip(gx.par_chunks_mut(c))
+                .for_each(|((y, g), gx)| run(level, y, g, row, gx))
+        })
+    };
     gx
 }
 
@@ -246,11 +283,300 @@ pub fn softmax_rows_backward_at(level: Level, y: &[f32], g: &[f32], row: usize) 
 fn softmax_backward_loop(y: &[f32], g: &[f32], row: usize, gx: &mut [MaybeUninit<f32>]) {
     assert!(y.len() == g.len() && y.len() == gx.len());
     for ((y, g), gx) in y.chunks_exact(row).zip(g.chunks_exact(row)).zip(gx.chunks_exact_mut(row)) {
-        let dot = y.iter().zip(g).fold(0.0f32, |a, (&y, &g)| a + y * g);
+        let dot = lane_sum([y, g], |[y, g]| y * g);
         for ((&y, &g), gx) in y.iter().zip(g).zip(gx.iter_mut()) {
             gx.write(y * (g - dot));
         }
     }
+}
+
+/// The sum of `f` over the aligned elements of `cols` (all as long as the
+/// first), in a fixed order that does not depend on the vector unit:
+/// element i goes to partial sum i mod 8, and the eight partial sums are
+/// added in one fixed tree [1]. Eight independent sums let the loop
+/// vectorize (a single running sum is one add after another) and give the
+/// same bits at every [`Level`].
+#[inline(always)]
+fn lane_sum<const K: usize>(cols: [&[f32]; K], f: impl Fn([f32; K]) -> f32) -> f32 {
+    lane_fold(cols, 0.0, |a, b| a + b, f)
+}
+
+/// The maximum of `x` [1] (-inf when empty), in eight lanes as
+/// [`lane_sum`]; a maximum does not depend on their order.
+#[inline(always)]
+fn lane_max(x: &[f32]) -> f32 {
+    lane_fold([x], f32::NEG_INFINITY, f32::max, |[v]| v)
+}
+
+/// `op` over `f` of the aligned elements of `cols`, from `init`: element
+/// i folds into lane i mod 8, and the lanes combine in one fixed tree.
+#[inline(always)]
+fn lane_fold<const K: usize>(
+    cols: [&[f32]; K],
+    init: f32,
+    op: impl Fn(f32, f32) -> f32,
+    f: impl Fn([f32; K]) -> f32,
+) -> f32 {
+    const L: usize = 8;
+    let n = cols[0].len();
+    assert!(cols.iter().all(|c| c.len() == n));
+    let mut acc = [init; L];
+    let whole = n / L * L;
+    for i in (0..whole).step_by(L) {
+        // Fixed-size blocks: no index checks inside, so the eight lanes
+        // become one vector operation.
+        let blocks: [&[f32; L]; K] = cols.map(|c| c[i..i + L].try_into().expect("a block of L"));
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = op(*a, f(blocks.map(|b| b[j])));
+        }
+    }
+    for (j, a) in acc.iter_mut().enumerate().take(n - whole) {
+        *a = op(*a, f(cols.map(|c| c[whole + j])));
+    }
+    op(op(op(acc[0], acc[4]), op(acc[2], acc[6])), op(op(acc[1], acc[5]), op(acc[3], acc[7])))
+}
+
+/// A layer norm's scale and shift [1] (one per column) and the epsilon
+/// added to each row's variance [1].
+#[derive(Clone, Copy)]
+struct Affine<'a> {
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    eps: f32,
+}
+
+/// Layer normalization of every row of `gamma.len()` values in `x`:
+/// with the row's mean m and biased variance v, x^ = (x - m) r where
+/// r = 1 / sqrt(v + eps), and y = x^ gamma + beta [1]. Sums are
+/// [`lane_sum`]s. Returns y, and with `keep` also x^ and each row's r,
+/// which [`layer_norm_rows_backward`] takes (empty vectors otherwise).
+///
+/// # Panics
+/// If `x` is not whole rows, or `beta` is not as long as `gamma` (a
+/// caller's bug).
+pub fn layer_norm_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, keep: bool) -> [Vec<f32>; 3] {
+    layer_norm_rows_at(Level::detect(), x, gamma, beta, eps, keep)
+}
+
+/// [`layer_norm_rows`] compiled for `level`'s vector unit.
+pub fn layer_norm_rows_at(level: Level, x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, keep: bool) -> [Vec<f32>; 3] {
+    type Out<'a> = &'a mut [MaybeUninit<f32>];
+    fn run(level: Level, x: &[f32], a: Affine, y: Out, xhat: Out, rstd: Out) {
+        dispatch!(
+            level,
+            layer_norm_loop(x: &[f32], a: Affine, y: Out, xhat: Out, rstd: Out)
+        )
+    }
+    let row = gamma.len();
+    whole_rows(x.len(), row, "layer_norm_rows");
+    assert_eq!(beta.len(), row, "layer_norm_rows: beta and gamma differ in length");
+    let (c, n, a) = (task_rows(row), x.len(), Affine { gamma, beta, eps });
+    if !keep {
+        // SAFETY: `layer_norm_loop` writes every element of `y` (it
+        // asserts `y` is as long as `x`), and the chunks cover both alike.
+        let [y] = unsafe {
+            written(n, |[y]| {
+                x.par_chunks(c).zip(y.par_chunks_mut(c)).for_each(|(x, y)| run(level, x, a, y, &mut [], &mut []))
+            })
+        };
+        return [y, vec![], vec![]];
+    }
+    // SAFETY: `layer_norm_loop` writes every element of `y` and `xhat` (as
+    // long as `x`) and one `rstd` per row, and the chunks of all four
+    // cover them alike (c / row rows to a chunk).
+    let mut rstd = vec![];
+    let [y, xhat] = unsafe {
+        written(n, |[y, xhat]| {
+            [rstd] = written(n / row, |[rstd]| {
+                x.par_chunks(c)
+                    .zip(y.par_chunks_mut(c))
+                    .zip(xhat.par_chunks_mut(c))
+                    .zip(rstd.par_chunks_mut(c / row))
+                    .for_each(|(((x, y), h), r)| run(level, x, a, y, h, r))
+            })
+        })
+    };
+    [y, xhat, rstd]
+}
+
+#[inline(always)]
+fn layer_norm_loop(
+    x: &[f32],
+    Affine { gamma, beta, eps }: Affine,
+    y: &mut [MaybeUninit<f32>],
+    xhat: &mut [MaybeUninit<f32>],
+    rstd: &mut [MaybeUninit<f32>],
+) {
+    let row = gamma.len();
+    let keep = !rstd.is_empty();
+    assert!(x.len() == y.len() && beta.len() == row);
+    assert!(!keep || (xhat.len() == x.len() && rstd.len() * row == x.len()));
+    let d = row as f32;
+    for (r, (x, y)) in x.chunks_exact(row).zip(y.chunks_exact_mut(row)).enumerate() {
+        let mean = lane_sum([x], |[v]| v) / d;
+        let var = lane_sum([x], |[v]| (v - mean) * (v - mean)) / d;
+        let rs = 1.0 / (var + eps).sqrt();
+        let terms = x.iter().zip(gamma).zip(beta).zip(y.iter_mut());
+        if keep {
+            rstd[r].write(rs);
+            for ((((&v, &w), &b), y), h) in terms.zip(&mut xhat[r * row..(r + 1) * row]) {
+                let n = (v - mean) * rs;
+                h.write(n);
+                y.write(n * w + b);
+            }
+        } else {
+            for (((&v, &w), &b), y) in terms {
+                y.write((v - mean) * rs * w + b);
+            }
+        }
+    }
+}
+
+/// The gradients of [`layer_norm_rows`] from its kept x^ and r and the
+/// gradient `g` of its output: with u = g gamma on each row, the input's
+/// (u - mean(u) - x^ mean(u x^)) r, and gamma's and beta's the column sums
+/// of g x^ and of g [1]. Columns are summed over fixed blocks of rows (as
+/// many as a task holds), each in row order, and the blocks' sums are
+/// added in block order: the same bits for any thread count. Returns the
+/// three gradients.
+///
+/// # Panics
+/// If the lengths do not agree (a caller's bug).
+pub fn layer_norm_rows_backward(xhat: &[f32], rstd: &[f32], gamma: &[f32], g: &[f32]) -> [Vec<f32>; 3] {
+    layer_norm_rows_backward_at(Level::detect(), xhat, rstd, gamma, g)
+}
+
+/// [`layer_norm_rows_backward`] compiled for `level`'s vector unit.
+pub fn layer_norm_rows_backward_at(
+    level: Level,
+    xhat: &[f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    g: &[f32],
+) -> [Vec<f32>; 3] {
+    type Out<'a> = &'a mut [MaybeUninit<f32>];
+    fn run(level: Level, xhat: &[f32], rstd: &[f32], gamma: &[f32], g: &[f32], gx: Out, sums: &mut [Vec<f32>; 2]) {
+        dispatch!(
+            level,
+            layer_norm_backward_loop(
+                xhat: &[f32],
+                rstd: &[f32],
+                gamma: &[f32],
+                g: &[f32],
+                gx: Out,
+                sums: &mut [Vec<f32>; 2]
+            )
+        )
+    }
+    let row = gamma.len();
+    whole_rows(xhat.len(), row, "layer_norm_rows_backward");
+    assert!(g.len() == xhat.len() && rstd.len() * row == xhat.len(), "layer_norm_rows_backward: lengths differ");
+    let c = task_rows(row);
+    let mut blocks: Vec<[Vec<f32>; 2]> = vec![];
+    // SAFETY: `layer_norm_backward_loop` writes every element of `gx` (it
+    // asserts `gx` is as long as `g`), and the chunks cover them alike.
+    let [gx] = unsafe {
+        written(g.len(), |[gx]| {
+            blocks = xhat
+                .par_chunks(c)
+                .zip(rstd.par_chunks(c / row))
+                .zip(g.par_chunks(c))
+                .zip(gx.par_chunks_mut(c))
+                .map(|(((h, r), g), gx)| {
+                    let mut sums = [vec![0f32; row], vec![0f32; row]];
+                    run(level, h, r, gamma, g, gx, &mut sums);
+                    sums
+                })
+                .collect()
+        })
+    };
+    let gg = in_block_order(blocks.iter().map(|[gg, _]| gg), row);
+    let gb = in_block_order(blocks.iter().map(|[_, gb]| gb), row);
+    [gx, gg, gb]
+}
+
+/// The sum of equal-length vectors, added in the order given [1].
+fn in_block_order<'a>(blocks: impl Iterator<Item = &'a Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; len];
+    for block in blocks {
+        sum.iter_mut().zip(block).for_each(|(s, v)| *s += v);
+    }
+    sum
+}
+
+/// The sums of the columns of `x`, rows of `cols` values [1]: each block
+/// of rows a task holds summed in row order, the blocks' sums added in
+/// block order, as [`layer_norm_rows_backward`]'s: the same bits for any
+/// thread count.
+///
+/// # Panics
+/// If `x` is not whole rows (a caller's bug).
+pub fn column_sums(x: &[f32], cols: usize) -> Vec<f32> {
+    whole_rows(x.len(), cols, "column_sums");
+    let blocks: Vec<Vec<f32>> = x
+        .par_chunks(task_rows(cols))
+        .map(|block| {
+            let mut sums = vec![0f32; cols];
+            for row in block.chunks_exact(cols) {
+                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+            sums
+        })
+        .collect();
+    in_block_order(blocks.iter(), cols)
+}
+
+/// The products a[i] b[i] [1], in tasks on the current rayon pool.
+///
+/// # Panics
+/// If `a` and `b` differ in length (a caller's bug).
+pub fn product(a: &[f32], b: &[f32]) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "product: lengths differ");
+    let c = TASK_VALUES;
+    // SAFETY: each task writes every element of its chunk, and the chunks
+    // of the three cover them alike.
+    let [out] = unsafe {
+        written(a.len(), |[out]| {
+            a.par_chunks(c).zip(b.par_chunks(c)).zip(out.par_chunks_mut(c)).for_each(|((a, b), out)| {
+                out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (a, b))| {
+                    o.write(a * b);
+                })
+            })
+        })
+    };
+    out
+}
+
+#[inline(always)]
+fn layer_norm_backward_loop(
+    xhat: &[f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    g: &[f32],
+    gx: &mut [MaybeUninit<f32>],
+    [gg, gb]: &mut [Vec<f32>; 2],
+) {
+    let row = gamma.len();
+    assert!(xhat.len() == g.len() && gx.len() == g.len() && rstd.len() * row == g.len());
+    assert!(gg.len() == row && gb.len() == row);
+    let d = row as f32;
+    let rows = xhat.chunks_exact(row).zip(g.chunks_exact(row)).zip(gx.chunks_exact_mut(row));
+    for (((h, g), gx), &rs) in rows.zip(rstd) {
+        let mean_u = lane_sum([g, gamma], |[g, w]| g * w) / d;
+        let mean_uh = lane_sum([g, gamma, h], |[g, w, h]| g * w * h) / d;
+        let terms = h.iter().zip(g).zip(gamma).zip(gx.iter_mut()).zip(gg.iter_mut().zip(gb.iter_mut()));
+        for ((((&h, &g), &w), gx), (gg, gb)) in terms {
+            gx.write((g * w - mean_u - h * mean_uh) * rs);
+            *gg += g * h;
+            *gb += g;
+        }
+    }
+}
+
+/// The values of one rayon task of a row-wise kernel: whole rows of
+/// `row`, about [`TASK_VALUES`] of them (at least one row).
+fn task_rows(row: usize) -> usize {
+    TASK_VALUES.div_ceil(row) * row
 }
 
 fn whole_rows(n: usize, row: usize, what: &str) {
@@ -340,14 +666,137 @@ mod tests {
         let run_softmax = |level| softmax_rows_at(level, &xs[..n], row);
         let run_backward = |level, y: &[f32]| softmax_rows_backward_at(level, y, &g, row);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (gamma, beta): (Vec<f32>, Vec<f32>) =
+            (0..row).map(|i| (1.0 + i as f32 * 0.1, i as f32 * 0.05 - 0.3)).unzip();
+        let run_norm = |level| layer_norm_rows_at(level, &xs[..n], &gamma, &beta, 1e-6, true);
+        let run_norm_backward = |level, [_, h, r]: &[Vec<f32>; 3]| layer_norm_rows_backward_at(level, h, r, &gamma, &g);
         let (gv, gs) = run_gelu(Level::Base);
         let y = run_softmax(Level::Base);
         let gx = run_backward(Level::Base, &y);
+        let norm = run_norm(Level::Base);
+        let norm_grads = run_norm_backward(Level::Base, &norm);
         for level in [Level::Avx2, Level::Avx512] {
             let (v, s) = run_gelu(level);
             assert_eq!((bits(&v), bits(&s)), (bits(&gv), bits(&gs)), "gelu at {level:?}");
             assert_eq!(bits(&run_softmax(level)), bits(&y), "softmax at {level:?}");
             assert_eq!(bits(&run_backward(level, &y)), bits(&gx), "softmax's gradient at {level:?}");
+            assert_eq!(
+                run_norm(level).each_ref().map(|v| bits(v)),
+                norm.each_ref().map(|v| bits(v)),
+                "layer norm at {level:?}"
+            );
+            assert_eq!(
+                run_norm_backward(level, &norm).each_ref().map(|v| bits(v)),
+                norm_grads.each_ref().map(|v| bits(v)),
+                "layer norm's gradients at {level:?}"
+            );
+            assert_eq!(bits(&layer_norm_rows_at(level, &xs[..n], &gamma, &beta, 1e-6, false)[0]), bits(&norm[0]));
+        }
+    }
+
+    /// Inputs several tasks long (rows of 65 that do not divide a task,
+    /// a length that leaves a short last task) give, on pools of 1 and 3
+    /// threads, the bits of each row or element computed alone; column
+    /// sums (over blocks of rows) the same bits on both, near f64's.
+    #[test]
+    fn tasks_give_each_rows_bits_for_any_thread_count() {
+        let row = 65;
+        let n = row * (3 * TASK_VALUES / row + 7);
+        let xs: Vec<f32> = (0..n).map(|i| ((i * 7919 % 10007) as f32 - 5003.0) * 1e-3).collect();
+        let g: Vec<f32> = (0..n).map(|i| ((i * 31 % 97) as f32 - 48.0) * 0.01).collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (gamma, beta): (Vec<f32>, Vec<f32>) =
+            (0..row).map(|i| (1.0 + i as f32 * 0.1, i as f32 * 0.05 - 0.3)).unzip();
+        let (mut value, mut slope, mut y, mut gx) = (vec![], vec![], vec![], vec![]);
+        let (mut norm, mut norm_gx): ([Vec<f32>; 3], Vec<f32>) = Default::default();
+        for i in (0..n).step_by(row) {
+            let (v, s) = gelu_with_slope(&xs[i..i + row]);
+            value.extend(v);
+            slope.extend(s);
+            let yr = softmax_rows(&xs[i..i + row], row);
+            gx.extend(softmax_rows_backward(&yr, &g[i..i + row], row));
+            y.extend(yr);
+            let nr = layer_norm_rows(&xs[i..i + row], &gamma, &beta, 1e-6, true);
+            norm_gx.extend(layer_norm_rows_backward(&nr[1], &nr[2], &gamma, &g[i..i + row])[0].iter());
+            norm.iter_mut().zip(nr).for_each(|(all, r)| all.extend(r));
+        }
+        // gamma's and beta's gradients sum over blocks of rows: the same
+        // blocks, so the same bits, on every pool.
+        let mut sums_seen = None;
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let (v, s) = gelu_with_slope(&xs);
+                assert_eq!((bits(&v), bits(&s)), (bits(&value), bits(&slope)), "gelu on {threads} threads");
+                let yy = softmax_rows(&xs, row);
+                assert_eq!(bits(&yy), bits(&y), "softmax on {threads} threads");
+                let gg = softmax_rows_backward(&yy, &g, row);
+                assert_eq!(bits(&gg), bits(&gx), "softmax's gradient on {threads} threads");
+                let nn = layer_norm_rows(&xs, &gamma, &beta, 1e-6, true);
+                assert_eq!(nn.each_ref().map(|v| bits(v)), norm.each_ref().map(|v| bits(v)), "layer norm");
+                let [ngx, ngg, ngb] = layer_norm_rows_backward(&nn[1], &nn[2], &gamma, &g);
+                assert_eq!(bits(&ngx), bits(&norm_gx), "layer norm's input gradient on {threads} threads");
+                let sums = column_sums(&g, row);
+                for (j, &sum) in sums.iter().enumerate() {
+                    let want: f64 = g.iter().skip(j).step_by(row).map(|&v| v as f64).sum();
+                    assert!((sum as f64 - want).abs() < 1e-3, "column {j}: {sum}, want {want}");
+                }
+                assert_eq!(bits(&product(&xs, &g)), bits(&xs.iter().zip(&g).map(|(a, b)| a * b).collect::<Vec<_>>()));
+                let sums = (bits(&ngg), bits(&ngb), bits(&column_sums(&g, row)));
+                assert_eq!(sums_seen.get_or_insert(sums.clone()), &sums, "gamma's and beta's on {threads} threads");
+            });
+        }
+    }
+
+    /// Layer normalization in f64 on one row: y = (x - m) / sqrt(v + eps) gamma + beta.
+    fn layer_norm_ref(x: &[f64], gamma: &[f32], beta: &[f32], eps: f64) -> Vec<f64> {
+        let d = x.len() as f64;
+        let m = x.iter().sum::<f64>() / d;
+        let v = x.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / d;
+        x.iter().zip(gamma).zip(beta).map(|((x, &w), &b)| (x - m) / (v + eps).sqrt() * w as f64 + b as f64).collect()
+    }
+
+    /// The layer norm against f64: its values, and its three gradients
+    /// against central differences of sum(g y) in f64, on rows of 21 (a
+    /// remainder past the 8 partial sums) far from zero mean.
+    #[test]
+    fn layer_norm_and_gradients_match_f64_and_finite_differences() {
+        let row = 21;
+        let rows = 6;
+        let xs: Vec<f32> = (0..row * rows).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.07 + 3.0).collect();
+        let g: Vec<f32> = (0..row * rows).map(|i| ((i * 17 % 89) as f32 - 44.0) * 0.05).collect();
+        let (gamma, beta): (Vec<f32>, Vec<f32>) =
+            (0..row).map(|i| (0.5 + i as f32 * 0.1, i as f32 * 0.05 - 0.3)).unzip();
+        let eps = 1e-6;
+        let [y, xhat, rstd] = layer_norm_rows(&xs, &gamma, &beta, eps as f32, true);
+        let [gx, gg, gb] = layer_norm_rows_backward(&xhat, &rstd, &gamma, &g);
+        let h = 1e-6;
+        let (mut want_gg, mut want_gb) = (vec![0f64; row], vec![0f64; row]);
+        for r in 0..rows {
+            let span = r * row..(r + 1) * row;
+            let x64: Vec<f64> = xs[span.clone()].iter().map(|&v| v as f64).collect();
+            let g64: Vec<f64> = g[span.clone()].iter().map(|&v| v as f64).collect();
+            let want = layer_norm_ref(&x64, &gamma, &beta, eps);
+            for (k, i) in span.clone().enumerate() {
+                assert!((y[i] as f64 - want[k]).abs() < 2e-6, "row {r}: y = {}, want {}", y[i], want[k]);
+                // d/dx_k of sum(g y) by central differences.
+                let loss = |dx: f64| {
+                    let mut xp = x64.clone();
+                    xp[k] += dx;
+                    layer_norm_ref(&xp, &gamma, &beta, eps).iter().zip(&g64).map(|(y, g)| y * g).sum::<f64>()
+                };
+                let fd = (loss(h) - loss(-h)) / (2.0 * h);
+                assert!((gx[i] as f64 - fd).abs() < 1e-4, "row {r}: input gradient {}, want {fd}", gx[i]);
+                // y's slope in gamma_k is x^_k, in beta_k is 1.
+                let m = x64.iter().sum::<f64>() / row as f64;
+                let v = x64.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / row as f64;
+                want_gg[k] += g64[k] * (x64[k] - m) / (v + eps).sqrt();
+                want_gb[k] += g64[k];
+            }
+        }
+        for k in 0..row {
+            assert!((gg[k] as f64 - want_gg[k]).abs() < 1e-5, "gamma's gradient {}, want {}", gg[k], want_gg[k]);
+            assert!((gb[k] as f64 - want_gb[k]).abs() < 1e-5, "beta's gradient {}, want {}", gb[k], want_gb[k]);
         }
     }
 

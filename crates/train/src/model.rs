@@ -115,7 +115,7 @@ pub struct Block {
 
 impl Block {
     fn new(c: &VitConfig, device: &Device) -> Block {
-        let ln = || LayerNormConfig::new(c.dim).with_epsilon(1e-6).init(device);
+        let ln = || LayerNormConfig::new(c.dim).with_epsilon(NORM_EPS).init(device);
         let lin = |i, o| LinearConfig::new(i, o).with_initializer(trunc_normal()).init(device);
         Block {
             norm1: ln(),
@@ -126,8 +126,8 @@ impl Block {
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.norm1.forward(x));
-        let h = dense_layer(&self.mlp.fc2, gelu(dense_layer(&self.mlp.fc1, self.norm2.forward(x.clone()))));
+        let x = x.clone() + self.attn.forward(norm(&self.norm1, x));
+        let h = dense_layer(&self.mlp.fc2, gelu(dense_layer(&self.mlp.fc1, norm(&self.norm2, x.clone()))));
         x + h
     }
 }
@@ -149,6 +149,22 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// scores the largest tensor of a step). Other backends use Burn's.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if on_flex(&x.device()) { crate::ops::softmax_op(x) } else { softmax(x, D - 1) }
+}
+
+/// The layer norms' epsilon [1] (timm's ViT).
+pub const NORM_EPS: f64 = 1e-6;
+
+/// A layer norm made with epsilon [`NORM_EPS`] (every one here). On flex
+/// one vectorized loop over each row gives the output and keeps x^ and
+/// 1 / sqrt(var + eps), and one more gives the three gradients
+/// ([`crate::ops::Norm`]): under autodiff Burn runs its CPU layer norm as
+/// about ten element-wise ops, each its own pass and buffer, with as many
+/// more backward. Other backends use Burn's.
+pub fn norm<const D: usize>(layer: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    match &layer.beta {
+        Some(beta) if on_flex(&x.device()) => crate::ops::layer_norm_op(x, layer.gamma.val(), beta.val(), NORM_EPS),
+        _ => layer.forward(x),
+    }
 }
 
 /// Whether `device` is Burn's flex CPU backend (with or without autodiff).
@@ -175,7 +191,7 @@ impl ServerModel {
             cls_token: normal([1, 1, c.dim]),
             pos_embed: normal([1, tokens + 1, c.dim]),
             blocks: (0..c.depth).map(|_| Block::new(c, device)).collect(),
-            norm: LayerNormConfig::new(c.dim).with_epsilon(1e-6).init(device),
+            norm: LayerNormConfig::new(c.dim).with_epsilon(NORM_EPS).init(device),
             head: LinearConfig::new(c.dim, c.classes).with_initializer(trunc_normal()).init(device),
         }
     }
@@ -187,7 +203,7 @@ impl ServerModel {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = self.norm.forward(x);
+        let x = norm(&self.norm, x);
         self.head.forward(x.narrow(1, 0, 1).reshape([b, d]))
     }
 }

@@ -1,4 +1,4 @@
-//! Two ops of the training step as Burn backend extension ops with their
+//! Four ops of the training step as Burn backend extension ops with their
 //! own backward, on the flex CPU backend (other backends take Burn's own
 //! ops in `model.rs`).
 //!
@@ -26,6 +26,17 @@
 //! lines (shift, slope and offset as constants, then a sum and a division)
 //! whose backward ran through five ops.
 //!
+//! [`Norm`]: layer normalization over the last dimension from one
+//! vectorized loop over each row, which keeps x^ and each row's
+//! 1 / sqrt(var + eps); its backward is one more loop giving all three
+//! gradients. Under autodiff Burn decomposed it into about ten
+//! element-wise ops (means, centring, variance, square root, division,
+//! scale, shift), each a pass with its own buffer, and as many backward.
+//!
+//! The element-wise kernels run in tasks on the rayon pool (flex's own
+//! element-wise ops run on one thread), in fixed blocks of rows, so their
+//! results do not depend on the thread count.
+//!
 //! Together: README, Performance ("training step, this version").
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -34,7 +45,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ActivationOps;
+use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DType, Dispatch, Flex, Shape, TensorMetadata, backend_extension};
 use burn::tensor::{Tensor, TensorData};
@@ -193,19 +204,18 @@ fn vector(t: &FlexTensor) -> Option<Vec<f32>> {
     Some((0..layout.shape()[0] as isize).map(|i| data[(start + i * s) as usize]).collect())
 }
 
-/// The sums of `g`'s columns, row after row.
+/// The sums of `g`'s columns: in blocks of rows on the rayon pool
+/// (`sflam_kernels::column_sums`) when `g` is contiguous, else row after
+/// row.
 fn column_sums(g: &FlexTensor, v: View) -> Vec<f32> {
+    if g.is_contiguous() && v.cols > 0 {
+        return sflam_kernels::column_sums(values(g), v.cols);
+    }
     let mut sums = vec![0f32; v.cols];
-    if g.is_contiguous() {
-        for row in values(g).chunks_exact(v.cols) {
-            sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-        }
-    } else {
-        for i in 0..v.rows as isize {
-            for (j, s) in sums.iter_mut().enumerate() {
-                // SAFETY: (i, j) lies inside g's extents.
-                *s += unsafe { *v.ptr.offset(i * v.rs + j as isize * v.cs) };
-            }
+    for i in 0..v.rows as isize {
+        for (j, s) in sums.iter_mut().enumerate() {
+            // SAFETY: (i, j) lies inside g's extents.
+            *s += unsafe { *v.ptr.offset(i * v.rs + j as isize * v.cs) };
         }
     }
     sums
@@ -329,9 +339,30 @@ impl Gelu for Flex {
     }
 }
 
-impl<B: Gelu + GeluSlope, C: CheckpointStrategy> Gelu for Autodiff<B, C> {
+impl<B: Gelu + GeluSlope + GeluGrad, C: CheckpointStrategy> Gelu for Autodiff<B, C> {
     fn exact_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        keeping::<B, C>(x, B::gelu_with_slope, B::exact_gelu, |slope, g| B::float_mul(g, slope))
+        keeping::<B, C>(x, B::gelu_with_slope, B::exact_gelu, B::gelu_grad)
+    }
+}
+
+/// The GELU's gradient `g * slope` from the kept slope.
+pub trait GeluGrad: Backend {
+    fn gelu_grad(slope: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_mul(g, slope)
+    }
+}
+
+impl GeluGrad for Flex {
+    /// One multiplication per element, as Burn's, in tasks on the rayon
+    /// pool (flex's element-wise ops run on one thread).
+    fn gelu_grad(slope: FlexTensor, g: FlexTensor) -> FlexTensor {
+        match (contiguous_f32(&slope), contiguous_f32(&g)) {
+            (Some(s), Some(g)) if s.layout().shape() == g.layout().shape() => {
+                let shape = g.layout().shape().clone();
+                FlexTensor::from_data(TensorData::new(sflam_kernels::product(values(&g), values(&s)), shape))
+            }
+            _ => Self::float_mul(g, slope),
+        }
     }
 }
 
@@ -461,5 +492,208 @@ impl<B: Softmax + SoftmaxGrad, C: CheckpointStrategy> Softmax for Autodiff<B, C>
             (y.clone(), y)
         };
         keeping::<B, C>(x, forward, B::softmax_last, B::softmax_grad)
+    }
+}
+
+/// Layer normalization over the last dimension as a backend op:
+/// `(x - mean) / sqrt(var + epsilon) gamma + beta` of each row, with the
+/// biased variance. Its parts forward and backward are [`NormParts`].
+#[backend_extension(Flex, Autodiff)]
+pub trait Norm: Backend {
+    fn layer_norm_last(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), epsilon)
+    }
+}
+
+/// The forward that keeps what the gradients need, and the gradients, of
+/// [`Norm::layer_norm_last`].
+pub trait NormParts: Backend {
+    /// The output, x^ = (x - mean) / sqrt(var + epsilon) (x's shape) and
+    /// each row's 1 / sqrt(var + epsilon) (x's shape with a last
+    /// dimension of 1).
+    fn layer_norm_keeping(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        layer_norm_keeping_reference::<Self>(x, gamma, beta, epsilon)
+    }
+
+    /// The gradients of the input, gamma and beta from the kept x^ and
+    /// 1 / sqrt(var + epsilon) and the output's gradient `g`.
+    fn layer_norm_grads(
+        xhat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        layer_norm_grads_reference::<Self>(xhat, rstd, gamma, g)
+    }
+}
+
+/// `t` `[d]` as `[1, .., 1, d]` of `rank` dimensions.
+fn broadcast_row<B: Backend>(t: FloatTensor<B>, rank: usize) -> FloatTensor<B> {
+    let d = t.shape()[0];
+    B::float_reshape(t, Shape::from((0..rank).map(|i| if i + 1 == rank { d } else { 1 }).collect::<Vec<_>>()))
+}
+
+/// [`NormParts::layer_norm_keeping`] from Burn's own ops on any backend.
+pub fn layer_norm_keeping_reference<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> [FloatTensor<B>; 3] {
+    let rank = x.shape().num_dims();
+    let last = rank - 1;
+    let centered = B::float_sub(x.clone(), B::float_mean_dim(x, last));
+    let var = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), last);
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, epsilon.into())));
+    let xhat = B::float_mul(centered, rstd.clone());
+    let y = B::float_add(B::float_mul(xhat.clone(), broadcast_row::<B>(gamma, rank)), broadcast_row::<B>(beta, rank));
+    [y, xhat, rstd]
+}
+
+/// [`NormParts::layer_norm_grads`] from Burn's own ops on any backend:
+/// with u = g gamma, the input's (u - mean(u) - x^ mean(u x^)) r, gamma's
+/// the column sums of g x^, beta's those of g.
+pub fn layer_norm_grads_reference<B: Backend>(
+    xhat: FloatTensor<B>,
+    rstd: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    g: FloatTensor<B>,
+) -> [FloatTensor<B>; 3] {
+    let shape = g.shape();
+    let (rank, d) = (shape.num_dims(), shape[shape.num_dims() - 1]);
+    let last = rank - 1;
+    let u = B::float_mul(g.clone(), broadcast_row::<B>(gamma, rank));
+    let mean_u = B::float_mean_dim(u.clone(), last);
+    let mean_uh = B::float_mean_dim(B::float_mul(u.clone(), xhat.clone()), last);
+    let gx = B::float_mul(B::float_sub(B::float_sub(u, mean_u), B::float_mul(xhat.clone(), mean_uh)), rstd);
+    let columns = |t: FloatTensor<B>| {
+        let rows = B::float_reshape(t, Shape::new([shape.num_elements() / d.max(1), d]));
+        B::float_reshape(B::float_sum_dim(rows, 0), Shape::new([d]))
+    };
+    [gx, columns(B::float_mul(g.clone(), xhat)), columns(g)]
+}
+
+/// Layer normalization of `x` over its last dimension on flex, through
+/// [`Norm`] (autodiff included).
+pub fn layer_norm_op<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as Norm>::layer_norm_last(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    ))
+}
+
+/// x's rows, gamma's and beta's values when all are f32 and fit.
+fn norm_inputs(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+) -> Option<(FlexTensor, Shape, Vec<f32>, Vec<f32>)> {
+    let (x, shape, row) = rows(x)?;
+    let (gamma, beta) = (vector(gamma)?, vector(beta)?);
+    (row > 0 && gamma.len() == row && beta.len() == row).then_some((x, shape, gamma, beta))
+}
+
+impl Norm for Flex {
+    fn layer_norm_last(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
+        match norm_inputs(&x, &gamma, &beta) {
+            Some((x, shape, gamma, beta)) => {
+                let [y, _, _] = sflam_kernels::layer_norm_rows(values(&x), &gamma, &beta, epsilon as f32, false);
+                FlexTensor::from_data(TensorData::new(y, shape))
+            }
+            None => <Flex as ModuleOps<Flex>>::layer_norm(x, gamma, Some(beta), epsilon),
+        }
+    }
+}
+
+impl NormParts for Flex {
+    fn layer_norm_keeping(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> [FlexTensor; 3] {
+        let Some((x, shape, gamma, beta)) = norm_inputs(&x, &gamma, &beta) else {
+            return layer_norm_keeping_reference::<Flex>(x, gamma, beta, epsilon);
+        };
+        let [y, xhat, rstd] = sflam_kernels::layer_norm_rows(values(&x), &gamma, &beta, epsilon as f32, true);
+        let mut row_shape = shape.clone();
+        row_shape[shape.num_dims() - 1] = 1;
+        let tensor = |v: Vec<f32>, s: &Shape| FlexTensor::from_data(TensorData::new(v, s.clone()));
+        [tensor(y, &shape), tensor(xhat, &shape), tensor(rstd, &row_shape)]
+    }
+
+    fn layer_norm_grads(xhat: FlexTensor, rstd: FlexTensor, gamma: FlexTensor, g: FlexTensor) -> [FlexTensor; 3] {
+        let fits = match (rows(&xhat), rows(&rstd), vector(&gamma), rows(&g)) {
+            (Some((h, shape, row)), Some((r, _, 1)), Some(w), Some((g, gshape, _)))
+                if row > 0
+                    && w.len() == row
+                    && shape == gshape
+                    && r.layout().shape().num_elements() * row == shape.num_elements() =>
+            {
+                Some((h, r, w, g, shape))
+            }
+            _ => None,
+        };
+        let Some((h, r, w, g, shape)) = fits else {
+            return layer_norm_grads_reference::<Flex>(xhat, rstd, gamma, g);
+        };
+        let [gx, gg, gb] = sflam_kernels::layer_norm_rows_backward(values(&h), values(&r), &w, values(&g));
+        let d = w.len();
+        [
+            FlexTensor::from_data(TensorData::new(gx, shape)),
+            FlexTensor::from_data(TensorData::new(gg, [d])),
+            FlexTensor::from_data(TensorData::new(gb, [d])),
+        ]
+    }
+}
+
+impl<B: Norm + NormParts, C: CheckpointStrategy> Norm for Autodiff<B, C> {
+    fn layer_norm_last(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        /// The op's node: it keeps x^, each row's 1 / sqrt(var + epsilon)
+        /// and gamma.
+        #[derive(Debug)]
+        struct NormBackward;
+
+        impl<B: NormParts> Backward<B, 3> for NormBackward {
+            type State = [FloatTensor<B>; 3];
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [xhat, rstd, gamma] = ops.state;
+                let g = grads.consume::<B>(&ops.node);
+                let computed = B::layer_norm_grads(xhat, rstd, gamma, g);
+                for (parent, grad) in ops.parents.into_iter().zip(computed) {
+                    if let Some(parent) = parent {
+                        grads.register::<B>(parent.id, grad);
+                    }
+                }
+            }
+        }
+
+        match NormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let gamma = gamma.into_primitive();
+                let [y, xhat, rstd] =
+                    B::layer_norm_keeping(x.into_primitive(), gamma.clone(), beta.into_primitive(), epsilon);
+                prep.finish([xhat, rstd, gamma], y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_norm_last(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                epsilon,
+            )),
+        }
     }
 }

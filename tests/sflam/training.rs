@@ -1028,6 +1028,50 @@ fn model_norm_matches_burns_layer_norm_with_its_gradients() {
     }
 }
 
+/// The attention's per-head products (on flex the `Heads` op: gemm on
+/// the strided head views, `P V` written with each token's heads side by
+/// side) against Burn's matmul, through the attention's own views: q, k
+/// and v split from `[B, T, H hd]` tokens, k transposed, the heads merged
+/// back after `P V`. The same values and gradients of all three sources;
+/// also a case of single-row products and the forward without autodiff.
+#[test]
+fn heads_matmul_equals_burns_matmul_through_the_attentions_views() {
+    use burn::tensor::{Device, Distribution, Tensor};
+    use sflam::train::model::heads_matmul;
+    for (b, t, h, hd) in [(2, 7, 3, 5), (3, 1, 2, 4), (2, 65, 3, 64)] {
+        for tracked in [true, false] {
+            let device = if tracked { Device::flex().autodiff() } else { Device::flex() };
+            let normal = Distribution::Normal(0.0, 1.0);
+            let src: Vec<Tensor<3>> = (0..3).map(|_| Tensor::random([b, t, h * hd], normal, &device)).collect();
+            let weights = Tensor::<3>::random([b, t, h * hd], normal, &device);
+            let run = |ours: bool| {
+                let leaves: Vec<Tensor<3>> =
+                    src.iter().map(|s| if tracked { s.clone().require_grad() } else { s.clone() }).collect();
+                let split = |x: &Tensor<3>| x.clone().reshape([b, t, h, hd]).swap_dims(1, 2);
+                let (q, k, v) = (split(&leaves[0]), split(&leaves[1]), split(&leaves[2]));
+                let mm = |x: Tensor<4>, y: Tensor<4>| if ours { heads_matmul(x, y) } else { x.matmul(y) };
+                let scores = mm(q, k.swap_dims(2, 3)).mul_scalar(0.1);
+                let out = mm(scores, v).swap_dims(1, 2).reshape([b, t, h * hd]);
+                let v = |t: Tensor<3>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+                let mut got = vec![v(out.clone())];
+                if tracked {
+                    let g = (out * weights.clone()).sum().backward();
+                    got.extend(leaves.iter().map(|l| v(l.grad(&g).unwrap())));
+                }
+                got
+            };
+            let (want, got) = (run(false), run(true));
+            for (i, (want, got)) in want.iter().zip(&got).enumerate() {
+                let what = ["output", "q's source gradient", "k's source gradient", "v's source gradient"][i];
+                assert_eq!(want.len(), got.len(), "{what}");
+                let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+                assert!(worst <= 1e-5 * scale, "{what} [{b}, {t}, {h}, {hd}], autodiff {tracked}: differs by {worst}");
+            }
+        }
+    }
+}
+
 /// `model::dense` (one flattened product; on flex the `dense` op's own
 /// gemm calls and backward) gives Burn's `linear` on the `[B, T, in]`
 /// input: the same values and the same gradients of the input, weight and

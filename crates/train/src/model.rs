@@ -65,7 +65,7 @@ impl Attention {
             dense(x.clone(), wi, bi).reshape([b, t, heads, hd]).swap_dims(1, 2) // [B, H, T, hd]
         };
         let (q, k, v) = (part(0, Some((hd as f32).powf(-0.5))), part(1, None), part(2, None));
-        let out = softmax_last(q.matmul(k.swap_dims(2, 3))).matmul(v); // [B, H, T, hd]
+        let out = heads_matmul(softmax_last(heads_matmul(q, k.swap_dims(2, 3))), v); // [B, H, T, hd]
         dense_layer(&self.proj, out.swap_dims(1, 2).reshape([b, t, d]))
     }
 }
@@ -149,6 +149,16 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// scores the largest tensor of a step). Other backends use Burn's.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if on_flex(&x.device()) { crate::ops::softmax_op(x) } else { softmax(x, D - 1) }
+}
+
+/// `a b` for each (batch, head): `[B, H, m, k]` x `[B, H, k, n]`. On flex
+/// each product is one `gemm` call on the strided head views, writing into
+/// its output, and `P V`'s output has the heads of each token side by
+/// side, so that merging the heads is a view ([`crate::ops::Heads`]);
+/// Burn's flex matmul zero-fills and copies each output, and the merge
+/// and its gradient were copies. Other backends use Burn's.
+pub fn heads_matmul(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    if on_flex(&a.device()) { crate::ops::heads_product_op(a, b) } else { a.matmul(b) }
 }
 
 /// The layer norms' epsilon [1] (timm's ViT).

@@ -697,3 +697,253 @@ impl<B: Norm + NormParts, C: CheckpointStrategy> Norm for Autodiff<B, C> {
         }
     }
 }
+
+/// The attention's products as a backend op: `a` `[B, H, m, k]` times `b`
+/// `[B, H, k, n]`, one product per (batch, head), -> `[B, H, m, n]`. Each
+/// product is one `gemm` call on strided views, writing straight into its
+/// block of the output, the (batch, head) pairs in tasks on the rayon pool.
+/// The output is laid out in the memory order of `b` when it has `b`'s
+/// shape (the attention's `P V`: then the heads' outputs lie side by side
+/// for each token, and the merge of heads before the projection is a
+/// view, not a copy); each gradient in the memory order of its input.
+#[backend_extension(Flex, Autodiff)]
+pub trait Heads: Backend {
+    fn heads_product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(a, b)
+    }
+}
+
+/// The gradients of [`Heads::heads_product`] for the output's gradient
+/// `g`: `g bᵀ` (needs `b`) and `aᵀ g` (needs `a`), each where asked.
+pub trait HeadsGrads: Backend {
+    fn heads_product_grads(
+        g: FloatTensor<Self>,
+        a: Option<FloatTensor<Self>>,
+        b: Option<FloatTensor<Self>>,
+    ) -> [Option<FloatTensor<Self>>; 2] {
+        heads_product_grads_reference::<Self>(g, a, b)
+    }
+}
+
+/// [`HeadsGrads::heads_product_grads`] from Burn's own ops.
+pub fn heads_product_grads_reference<B: Backend>(
+    g: FloatTensor<B>,
+    a: Option<FloatTensor<B>>,
+    b: Option<FloatTensor<B>>,
+) -> [Option<FloatTensor<B>>; 2] {
+    let ga = b.map(|b| B::float_matmul(g.clone(), B::float_swap_dims(b, 2, 3)));
+    let gb = a.map(|a| B::float_matmul(B::float_swap_dims(a, 2, 3), g));
+    [ga, gb]
+}
+
+/// `a b` per (batch, head) on flex, through [`Heads`] (autodiff included).
+pub fn heads_product_op(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as Heads>::heads_product(a.into_dispatch(), b.into_dispatch()))
+}
+
+/// A strided 4-d f32 tensor `[B, H, rows, cols]` inside a flex tensor's
+/// storage.
+#[derive(Clone, Copy)]
+struct Heads4 {
+    ptr: *const f32,
+    shape: [usize; 4],
+    /// [elements]
+    strides: [isize; 4],
+}
+
+// SAFETY: a `Heads4` only reads, from storage its tensor keeps alive for
+// the whole op.
+unsafe impl Send for Heads4 {}
+unsafe impl Sync for Heads4 {}
+
+impl Heads4 {
+    fn of(t: &FlexTensor) -> Option<Heads4> {
+        let layout = t.layout();
+        if t.dtype() != DType::F32 || layout.shape().num_dims() != 4 {
+            return None;
+        }
+        let (shape, strides) = (layout.shape(), layout.strides());
+        // SAFETY: the layout's start offset lies inside the storage.
+        let ptr = unsafe { t.storage::<f32>().as_ptr().add(layout.start_offset()) };
+        Some(Heads4 {
+            ptr,
+            shape: [shape[0], shape[1], shape[2], shape[3]],
+            strides: [strides[0], strides[1], strides[2], strides[3]],
+        })
+    }
+
+    /// The matrix of (batch `i`, head `j`).
+    fn matrix(&self, i: usize, j: usize) -> View {
+        let [s0, s1, rs, cs] = self.strides;
+        // SAFETY (of the offset): (i, j) lies inside the extents.
+        let ptr = unsafe { self.ptr.offset(i as isize * s0 + j as isize * s1) };
+        View { ptr, rows: self.shape[2], cols: self.shape[3], rs, cs }
+    }
+
+    /// Each matrix transposed.
+    fn t(self) -> Heads4 {
+        let [b, h, r, c] = self.shape;
+        let [s0, s1, rs, cs] = self.strides;
+        Heads4 { shape: [b, h, c, r], strides: [s0, s1, cs, rs], ..self }
+    }
+}
+
+/// The memory order (outermost dimension first) in which to lay out an
+/// output of `shape`: `like`'s (dimensions by falling stride) when `like`
+/// has that shape and is dense in that order; else row-major.
+fn order_like(shape: [usize; 4], like: &Heads4) -> [usize; 4] {
+    let mut order = [0, 1, 2, 3];
+    if like.shape != shape {
+        return order;
+    }
+    order.sort_by_key(|&d| std::cmp::Reverse(like.strides[d]));
+    let mut next = 1isize;
+    let dense = order.iter().rev().all(|&d| {
+        let ok = shape[d] == 1 || like.strides[d] == next;
+        next *= shape[d] as isize;
+        ok
+    });
+    if dense { order } else { [0, 1, 2, 3] }
+}
+
+/// A raw output pointer the (batch, head) tasks share; each writes only
+/// its own block.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: the tasks write disjoint elements (distinct (batch, head) blocks
+// of one dense layout) and the buffer outlives them.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// `a b` per (batch, head) into a new tensor laid out densely in memory
+/// order `order` (outermost dimension first). The caller checks that the
+/// shapes agree.
+fn heads_product(a: Heads4, b: Heads4, order: [usize; 4]) -> FlexTensor {
+    let ([nb, nh, m, k], n) = (a.shape, b.shape[3]);
+    debug_assert!(b.shape == [nb, nh, k, n]);
+    let shape = [nb, nh, m, n];
+    let len = nb * nh * m * n;
+    let mut strides = [0isize; 4];
+    let mut next = 1isize;
+    for &d in order.iter().rev() {
+        strides[d] = next;
+        next *= shape[d] as isize;
+    }
+    // gemm's matrix kernels write every element they are told not to read;
+    // its vector paths (one row or one column) are not relied on.
+    let mut out: Vec<f32> = if m < 2 || n < 2 { vec![0.0; len] } else { Vec::with_capacity(len) };
+    let dst = Out(out.as_mut_ptr());
+    let one = |p: usize| {
+        let (i, j) = (p / nh, p % nh);
+        let (x, y) = (a.matrix(i, j), b.matrix(i, j));
+        // SAFETY: the views lie inside live storage; block (i, j) of the
+        // output lies inside `out`'s capacity under `strides`, and no other
+        // task writes it.
+        unsafe {
+            let d = dst;
+            gemm::gemm(
+                m,
+                n,
+                k,
+                d.0.offset(i as isize * strides[0] + j as isize * strides[1]),
+                strides[3],
+                strides[2],
+                false,
+                x.ptr,
+                x.cs,
+                x.rs,
+                y.ptr,
+                y.cs,
+                y.rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    };
+    use rayon::prelude::*;
+    (0..nb * nh).into_par_iter().for_each(one);
+    // SAFETY: the blocks cover every one of the len elements (a dense
+    // layout), each written by gemm above.
+    unsafe { out.set_len(len) };
+    // The buffer in memory order, then viewed in the logical one: logical
+    // dimension d is memory dimension position(d).
+    let memory = FlexTensor::from_data(TensorData::new(out, order.map(|d| shape[d])));
+    let position: [usize; 4] = std::array::from_fn(|d| order.iter().position(|&o| o == d).expect("a permutation"));
+    memory.permute(&position)
+}
+
+impl Heads for Flex {
+    fn heads_product(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+        match (Heads4::of(&a), Heads4::of(&b)) {
+            (Some(x), Some(y)) if x.shape[..2] == y.shape[..2] && x.shape[3] == y.shape[2] => {
+                let shape = [x.shape[0], x.shape[1], x.shape[2], y.shape[3]];
+                heads_product(x, y, order_like(shape, &y))
+            }
+            _ => Self::float_matmul(a, b),
+        }
+    }
+}
+
+impl HeadsGrads for Flex {
+    fn heads_product_grads(g: FlexTensor, a: Option<FlexTensor>, b: Option<FlexTensor>) -> [Option<FlexTensor>; 2] {
+        let view = |t: &Option<FlexTensor>| t.as_ref().map(|t| Heads4::of(t).ok_or(()));
+        let (gv, av, bv) = match (Heads4::of(&g), view(&a).transpose(), view(&b).transpose()) {
+            (Some(gv), Ok(av), Ok(bv))
+                if av.is_none_or(|av| av.shape[..3] == gv.shape[..3])
+                    && bv.is_none_or(|bv| bv.shape[..2] == gv.shape[..2] && bv.shape[3] == gv.shape[3]) =>
+            {
+                (gv, av, bv)
+            }
+            _ => return heads_product_grads_reference::<Flex>(g, a, b),
+        };
+        // g bᵀ with a's layout; aᵀ g with b's.
+        let [nb, nh, m, n] = gv.shape;
+        let ga = bv.map(|bv| {
+            heads_product(gv, bv.t(), av.map_or([0, 1, 2, 3], |av| order_like([nb, nh, m, bv.shape[2]], &av)))
+        });
+        let gb = av.map(|av| {
+            heads_product(av.t(), gv, bv.map_or([0, 1, 2, 3], |bv| order_like([nb, nh, av.shape[3], n], &bv)))
+        });
+        [ga, gb]
+    }
+}
+
+impl<B: Heads + HeadsGrads, C: CheckpointStrategy> Heads for Autodiff<B, C> {
+    fn heads_product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        /// The op's node: it keeps `a` when b's gradient is wanted and `b`
+        /// when a's is.
+        #[derive(Debug)]
+        struct HeadsBackward;
+
+        impl<B: HeadsGrads> Backward<B, 2> for HeadsBackward {
+            type State = (Option<NodeId>, Option<NodeId>);
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+                let (a, b) = ops.state;
+                let a = a.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
+                let b = b.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
+                let g = grads.consume::<B>(&ops.node);
+                let computed = B::heads_product_grads(g, a, b);
+                for (parent, grad) in ops.parents.into_iter().zip(computed) {
+                    if let (Some(parent), Some(grad)) = (parent, grad) {
+                        grads.register::<B>(parent.id, grad);
+                    }
+                }
+            }
+        }
+
+        let (a_tracked, b_tracked) = (a.is_tracked(), b.is_tracked());
+        match HeadsBackward.prepare::<C>([a.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let keep_a = b_tracked.then(|| prep.checkpoint(&a));
+                let keep_b = a_tracked.then(|| prep.checkpoint(&b));
+                prep.finish((keep_a, keep_b), B::heads_product(a.into_primitive(), b.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::heads_product(a.into_primitive(), b.into_primitive())),
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Four ops of the training step as Burn backend extension ops with their
+//! Five ops of the training step as Burn backend extension ops with their
 //! own backward, on the flex CPU backend (other backends take Burn's own
 //! ops in `model.rs`).
 //!
@@ -32,6 +32,14 @@
 //! gradients. Under autodiff Burn decomposed it into about ten
 //! element-wise ops (means, centring, variance, square root, division,
 //! scale, shift), each a pass with its own buffer, and as many backward.
+//!
+//! [`Heads`]: the attention's products per (batch, head), each one
+//! `gemm` call on the strided head views into its block of the output
+//! (flex's batched matmul zero-fills and copies its output as the linear
+//! layers' did), `P V`'s output laid out with each token's heads side by
+//! side so that merging the heads for the projection is a view, and each
+//! gradient in its input's memory order so that the q/k/v splits'
+//! backward is a view too.
 //!
 //! The element-wise kernels run in tasks on the rayon pool (flex's own
 //! element-wise ops run on one thread), in fixed blocks of rows, so their

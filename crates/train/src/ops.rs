@@ -125,19 +125,26 @@ struct View {
 impl View {
     /// `t` as a matrix, if it is a 2-d f32 tensor.
     fn of(t: &FlexTensor) -> Option<View> {
-        let layout = t.layout();
-        if t.dtype() != DType::F32 || layout.shape().num_dims() != 2 {
-            return None;
-        }
-        let (shape, strides) = (layout.shape(), layout.strides());
-        // SAFETY: the layout's start offset lies inside the storage.
-        let ptr = unsafe { t.storage::<f32>().as_ptr().add(layout.start_offset()) };
-        Some(View { ptr, rows: shape[0], cols: shape[1], rs: strides[0], cs: strides[1] })
+        let (ptr, [rows, cols], [rs, cs]) = strided::<2>(t)?;
+        Some(View { ptr, rows, cols, rs, cs })
     }
 
     fn t(self) -> View {
         View { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
+}
+
+/// A `D`-dimensional f32 tensor's first element, shape and strides
+/// [elements], if it is one.
+fn strided<const D: usize>(t: &FlexTensor) -> Option<(*const f32, [usize; D], [isize; D])> {
+    let layout = t.layout();
+    if t.dtype() != DType::F32 || layout.shape().num_dims() != D {
+        return None;
+    }
+    let (shape, strides) = (layout.shape(), layout.strides());
+    // SAFETY: the layout's start offset lies inside the storage.
+    let ptr = unsafe { t.storage::<f32>().as_ptr().add(layout.start_offset()) };
+    Some((ptr, std::array::from_fn(|d| shape[d]), std::array::from_fn(|d| strides[d])))
 }
 
 /// flex's rule (`burn-flex` 0.22 `ops::matmul`): products of at least 192³
@@ -265,40 +272,52 @@ impl DenseGrads for Flex {
 
 impl<B: Dense + DenseGrads, C: CheckpointStrategy> Dense for Autodiff<B, C> {
     fn dense(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        /// The op's node: it keeps `x` when W's gradient is wanted and W
-        /// when x's is.
-        #[derive(Debug)]
-        struct DenseBackward;
+        product_node::<B, C, 3>([x, w, b], |[x, w, b]| B::dense(x, w, b), B::dense_grads)
+    }
+}
 
-        impl<B: DenseGrads> Backward<B, 3> for DenseBackward {
-            type State = (Option<NodeId>, Option<NodeId>);
+/// The node of a product `l r` (plus further inputs, as a bias): it keeps
+/// `l` when r's gradient is wanted and `r` when l's is, and its gradients
+/// come from a [`ProductGrads`].
+#[derive(Debug)]
+struct ProductBackward;
 
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-                let (x, w) = ops.state;
-                let x = x.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
-                let w = w.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
-                let g = grads.consume::<B>(&ops.node);
-                let want = ops.parents.each_ref().map(Option::is_some);
-                let computed = B::dense_grads(g, x, w, want);
-                for (parent, grad) in ops.parents.into_iter().zip(computed) {
-                    if let (Some(parent), Some(grad)) = (parent, grad) {
-                        grads.register::<B>(parent.id, grad);
-                    }
-                }
+/// `(g, kept l, kept r, which inputs want a gradient)` -> their gradients.
+type ProductGrads<B, const N: usize> =
+    fn(FloatTensor<B>, Option<FloatTensor<B>>, Option<FloatTensor<B>>, [bool; N]) -> [Option<FloatTensor<B>>; N];
+
+impl<B: Backend, const N: usize> Backward<B, N> for ProductBackward {
+    type State = (Option<NodeId>, Option<NodeId>, ProductGrads<B, N>);
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let (l, r, product_grads) = ops.state;
+        let l = l.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
+        let r = r.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
+        let g = grads.consume::<B>(&ops.node);
+        let want = ops.parents.each_ref().map(Option::is_some);
+        for (parent, grad) in ops.parents.into_iter().zip(product_grads(g, l, r, want)) {
+            if let (Some(parent), Some(grad)) = (parent, grad) {
+                grads.register::<B>(parent.id, grad);
             }
         }
+    }
+}
 
-        let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
-        match DenseBackward.prepare::<C>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let keep_x = w_tracked.then(|| prep.checkpoint(&x));
-                let keep_w = x_tracked.then(|| prep.checkpoint(&w));
-                prep.finish((keep_x, keep_w), B::dense(x.into_primitive(), w.into_primitive(), b.into_primitive()))
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::dense(x.into_primitive(), w.into_primitive(), b.into_primitive()))
-            }
+/// A product op under autodiff: `inputs` are `l`, `r` and any others,
+/// `forward` gives the value, `grads` the gradients.
+fn product_node<B: Backend, C: CheckpointStrategy, const N: usize>(
+    inputs: [FloatTensor<Autodiff<B, C>>; N],
+    forward: fn([FloatTensor<B>; N]) -> FloatTensor<B>,
+    grads: ProductGrads<B, N>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (l_tracked, r_tracked) = (inputs[0].is_tracked(), inputs[1].is_tracked());
+    match ProductBackward.prepare::<C>(inputs.each_ref().map(|t| t.node())).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let keep_l = r_tracked.then(|| prep.checkpoint(&inputs[0]));
+            let keep_r = l_tracked.then(|| prep.checkpoint(&inputs[1]));
+            prep.finish((keep_l, keep_r, grads), forward(inputs.map(|t| t.into_primitive())))
         }
+        OpsKind::UnTracked(prep) => prep.finish(forward(inputs.map(|t| t.into_primitive()))),
     }
 }
 
@@ -766,18 +785,8 @@ unsafe impl Sync for Heads4 {}
 
 impl Heads4 {
     fn of(t: &FlexTensor) -> Option<Heads4> {
-        let layout = t.layout();
-        if t.dtype() != DType::F32 || layout.shape().num_dims() != 4 {
-            return None;
-        }
-        let (shape, strides) = (layout.shape(), layout.strides());
-        // SAFETY: the layout's start offset lies inside the storage.
-        let ptr = unsafe { t.storage::<f32>().as_ptr().add(layout.start_offset()) };
-        Some(Heads4 {
-            ptr,
-            shape: [shape[0], shape[1], shape[2], shape[3]],
-            strides: [strides[0], strides[1], strides[2], strides[3]],
-        })
+        let (ptr, shape, strides) = strided::<4>(t)?;
+        Some(Heads4 { ptr, shape, strides })
     }
 
     /// The matrix of (batch `i`, head `j`).
@@ -922,36 +931,7 @@ impl HeadsGrads for Flex {
 
 impl<B: Heads + HeadsGrads, C: CheckpointStrategy> Heads for Autodiff<B, C> {
     fn heads_product(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        /// The op's node: it keeps `a` when b's gradient is wanted and `b`
-        /// when a's is.
-        #[derive(Debug)]
-        struct HeadsBackward;
-
-        impl<B: HeadsGrads> Backward<B, 2> for HeadsBackward {
-            type State = (Option<NodeId>, Option<NodeId>);
-
-            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-                let (a, b) = ops.state;
-                let a = a.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
-                let b = b.map(|id| checkpointer.retrieve_node_output::<FloatTensor<B>>(id));
-                let g = grads.consume::<B>(&ops.node);
-                let computed = B::heads_product_grads(g, a, b);
-                for (parent, grad) in ops.parents.into_iter().zip(computed) {
-                    if let (Some(parent), Some(grad)) = (parent, grad) {
-                        grads.register::<B>(parent.id, grad);
-                    }
-                }
-            }
-        }
-
-        let (a_tracked, b_tracked) = (a.is_tracked(), b.is_tracked());
-        match HeadsBackward.prepare::<C>([a.node(), b.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let keep_a = b_tracked.then(|| prep.checkpoint(&a));
-                let keep_b = a_tracked.then(|| prep.checkpoint(&b));
-                prep.finish((keep_a, keep_b), B::heads_product(a.into_primitive(), b.into_primitive()))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::heads_product(a.into_primitive(), b.into_primitive())),
-        }
+        // a's gradient needs b and b's needs a: what is kept is what is wanted.
+        product_node::<B, C, 2>([a, b], |[a, b]| B::heads_product(a, b), |g, a, b, _| B::heads_product_grads(g, a, b))
     }
 }

@@ -935,3 +935,77 @@ impl<B: Heads + HeadsGrads, C: CheckpointStrategy> Heads for Autodiff<B, C> {
         product_node::<B, C, 2>([a, b], |[a, b]| B::heads_product(a, b), |g, a, b, _| B::heads_product_grads(g, a, b))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The Burn-op references (the fallbacks for dtypes and shapes the
+    //! kernels are not given) against the flex ops, on flex tensors.
+    use super::*;
+
+    fn tensor(shape: &[usize], seed: usize) -> FlexTensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) * 4e-3).collect();
+        FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
+    }
+
+    fn close(a: FlexTensor, b: FlexTensor, what: &str) {
+        assert_eq!(a.layout().shape(), b.layout().shape(), "{what}");
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst < 2e-5, "{what}: differs by {worst}");
+    }
+
+    #[test]
+    fn layer_norm_references_match_the_flex_op() {
+        let (x, gamma, beta, g) = (tensor(&[3, 5, 21], 0), tensor(&[21], 1), tensor(&[21], 2), tensor(&[3, 5, 21], 3));
+        let ours = <Flex as NormParts>::layer_norm_keeping(x.clone(), gamma.clone(), beta.clone(), 1e-6);
+        let reference = layer_norm_keeping_reference::<Flex>(x, gamma.clone(), beta, 1e-6);
+        for (what, (a, b)) in ["y", "x^", "1 / sqrt(var + eps)"].iter().zip(ours.clone().into_iter().zip(reference)) {
+            close(a, b, what);
+        }
+        let [_, xhat, rstd] = ours;
+        let grads = <Flex as NormParts>::layer_norm_grads(xhat.clone(), rstd.clone(), gamma.clone(), g.clone());
+        let reference = layer_norm_grads_reference::<Flex>(xhat, rstd, gamma, g);
+        for (what, (a, b)) in ["input", "gamma", "beta"].iter().zip(grads.into_iter().zip(reference)) {
+            close(a, b, what);
+        }
+    }
+
+    #[test]
+    fn dense_gelu_and_softmax_references_match_the_flex_ops() {
+        let (x, w, b, g) = (tensor(&[6, 5], 0), tensor(&[5, 4], 1), tensor(&[4], 2), tensor(&[6, 4], 3));
+        close(
+            <Flex as Dense>::dense(x.clone(), w.clone(), b.clone()),
+            dense_reference::<Flex>(x.clone(), w.clone(), b),
+            "dense",
+        );
+        let want = [true; 3];
+        let ours = <Flex as DenseGrads>::dense_grads(g.clone(), Some(x.clone()), Some(w.clone()), want);
+        let reference = dense_grads_reference::<Flex>(g, Some(x.clone()), Some(w), want);
+        for (what, (a, b)) in ["dense's x", "dense's W", "dense's b"].iter().zip(ours.into_iter().zip(reference)) {
+            close(a.unwrap(), b.unwrap(), what);
+        }
+        let (value, slope) = <Flex as GeluSlope>::gelu_with_slope(x.clone());
+        let (want_value, want_slope) = gelu_with_slope_reference::<Flex>(x.clone());
+        close(value, want_value, "gelu");
+        close(slope, want_slope, "gelu's slope");
+        let y = <Flex as Softmax>::softmax_last(x.clone());
+        close(y.clone(), softmax_reference::<Flex>(x.clone()), "softmax");
+        let g = tensor(&[6, 5], 4);
+        close(
+            <Flex as SoftmaxGrad>::softmax_grad(y.clone(), g.clone()),
+            softmax_grad_reference::<Flex>(y, g),
+            "softmax's gradient",
+        );
+    }
+
+    #[test]
+    fn heads_product_reference_gradients_match_the_flex_op() {
+        let (a, b, g) = (tensor(&[2, 3, 7, 5], 0), tensor(&[2, 3, 5, 6], 1), tensor(&[2, 3, 7, 6], 2));
+        let ours = <Flex as HeadsGrads>::heads_product_grads(g.clone(), Some(a.clone()), Some(b.clone()));
+        let reference = heads_product_grads_reference::<Flex>(g, Some(a), Some(b));
+        for (what, (x, y)) in ["a's", "b's"].iter().zip(ours.into_iter().zip(reference)) {
+            close(x.unwrap(), y.unwrap(), what);
+        }
+    }
+}

@@ -914,6 +914,15 @@ fn public_share_is_disjoint_from_the_devices_data_and_seeds_a_fine_tune() {
     assert_eq!(start.global, r.state.global);
 }
 
+/// Asserts `got` is `want` within `tol` times the larger of 1 and `want`'s
+/// largest magnitude, element by element; `what` names the comparison.
+fn assert_close_scaled(want: &[f32], got: &[f32], tol: f32, what: &str) {
+    assert_eq!(want.len(), got.len(), "{what}");
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+    assert!(worst <= tol * scale, "{what}: differs by {worst} (scale {scale})");
+}
+
 /// Compares one of the model's functions with Burn's on the values `xs`
 /// (shaped `shape`): the values and the gradients of a weighted sum (so
 /// that every element's slope is checked) on the autodiff device, and the
@@ -1011,10 +1020,7 @@ fn model_norm_matches_burns_layer_norm_with_its_gradients() {
         for (what, (want, got)) in
             ["output", "input gradient", "gamma's gradient", "beta's gradient"].iter().zip(want.iter().zip(&got))
         {
-            assert_eq!(want.len(), got.len(), "{what}");
-            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-            assert!(worst <= 2e-5 * scale, "{what} {shape:?}: differs by {worst} (scale {scale})");
+            assert_close_scaled(want, got, 2e-5, &format!("{what} {shape:?}"));
         }
         // Without autodiff: the op's forward alone.
         let flex = Device::flex();
@@ -1063,10 +1069,7 @@ fn heads_matmul_equals_burns_matmul_through_the_attentions_views() {
             let (want, got) = (run(false), run(true));
             for (i, (want, got)) in want.iter().zip(&got).enumerate() {
                 let what = ["output", "q's source gradient", "k's source gradient", "v's source gradient"][i];
-                assert_eq!(want.len(), got.len(), "{what}");
-                let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-                assert!(worst <= 1e-5 * scale, "{what} [{b}, {t}, {h}, {hd}], autodiff {tracked}: differs by {worst}");
+                assert_close_scaled(want, got, 1e-5, &format!("{what} [{b}, {t}, {h}, {hd}], autodiff {tracked}"));
             }
         }
     }
@@ -1113,13 +1116,7 @@ fn dense_equals_burns_batched_linear_with_its_gradients() {
         };
         let (want, got) = (grads_of(false), grads_of(true));
         let close = |want: &[f32], got: &[f32], what: &str| {
-            assert_eq!(want.len(), got.len(), "{what}");
-            let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let worst = want.iter().zip(got).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-            assert!(
-                worst <= 1e-5 * scale,
-                "{what} [{b}x{t}x{din} -> {dout}, slice {slice}]: differs by {worst} (scale {scale})"
-            );
+            assert_close_scaled(want, got, 1e-5, &format!("{what} [{b}x{t}x{din} -> {dout}, slice {slice}]"))
         };
         close(&want.0, &got.0, "output");
         close(&want.1, &got.1, "input gradient");

@@ -171,25 +171,56 @@ fn product(a: View, b: View, start: Option<&[f32]>) -> FlexTensor {
             (0..m).for_each(|_| rows.extend_from_slice(row));
             rows
         }
-        // gemm's matrix kernels never read a destination they are told not
-        // to; its vector paths (one row or one column) are not relied on.
-        None if m < 2 || n < 2 => vec![0.0; len],
-        None => Vec::with_capacity(len),
+        None => product_buffer(m, n, len),
     };
     // SAFETY: the views point into live f32 storage with the strides and
     // extents of their layouts; `out` has room for m x n row-major values.
     // Without `start`, gemm is told not to read the destination and writes
-    // every one of its m x n elements (zeros when k = 0), so the length is
-    // set once they are written.
+    // every one of its m x n elements, so the length is set once they are
+    // written.
+    unsafe {
+        gemm_into(out.as_mut_ptr(), n as isize, 1, start.is_some(), a, b, parallelism(m, n, k));
+        out.set_len(len);
+    }
+    FlexTensor::from_data(TensorData::new(out, [m, n]))
+}
+
+/// Room for `len` values that `gemm_into` products of m x n outputs with
+/// `read_dst = false` will write: left unwritten, except zeroed when m or
+/// n is below 2. gemm's matrix kernels write every element they are told
+/// not to read (zeros when k = 0); its vector paths (one row or one
+/// column) are not relied on.
+fn product_buffer(m: usize, n: usize, len: usize) -> Vec<f32> {
+    if m < 2 || n < 2 { vec![0.0; len] } else { Vec::with_capacity(len) }
+}
+
+/// `dst` (+)= `a b` with gemm: `dst` an `[a.rows, b.cols]` matrix with row
+/// and column strides `dst_rs`, `dst_cs` [elements], read and added to
+/// when `read_dst`, else overwritten.
+///
+/// # Safety
+/// The views must point into live f32 storage with their extents and
+/// strides, `a.cols == b.rows`, and `dst` must have room for the whole
+/// matrix under its strides, written by no one else meanwhile.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    dst_rs: isize,
+    dst_cs: isize,
+    read_dst: bool,
+    a: View,
+    b: View,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            start.is_some(),
+            a.rows,
+            b.cols,
+            a.cols,
+            dst,
+            dst_cs,
+            dst_rs,
+            read_dst,
             a.ptr,
             a.cs,
             a.rs,
@@ -201,22 +232,16 @@ fn product(a: View, b: View, start: Option<&[f32]>) -> FlexTensor {
             false,
             false,
             false,
-            parallelism(m, n, k),
-        );
-        out.set_len(len);
+            parallelism,
+        )
     }
-    FlexTensor::from_data(TensorData::new(out, [m, n]))
 }
 
-/// `b`'s values if it is a 1-d f32 tensor.
+/// `t`'s values if it is a 1-d f32 tensor.
 fn vector(t: &FlexTensor) -> Option<Vec<f32>> {
-    let layout = t.layout();
-    if t.dtype() != DType::F32 || layout.shape().num_dims() != 1 {
-        return None;
-    }
-    let (s, start) = (layout.strides()[0], layout.start_offset() as isize);
-    let data = t.storage::<f32>();
-    Some((0..layout.shape()[0] as isize).map(|i| data[(start + i * s) as usize]).collect())
+    let (ptr, [n], [s]) = strided::<1>(t)?;
+    // SAFETY: element i < n lies inside the storage at i strides from the first.
+    Some((0..n as isize).map(|i| unsafe { *ptr.offset(i * s) }).collect())
 }
 
 /// The sums of `g`'s columns: in blocks of rows on the rayon pool
@@ -814,13 +839,21 @@ fn order_like(shape: [usize; 4], like: &Heads4) -> [usize; 4] {
         return order;
     }
     order.sort_by_key(|&d| std::cmp::Reverse(like.strides[d]));
-    let mut next = 1isize;
-    let dense = order.iter().rev().all(|&d| {
-        let ok = shape[d] == 1 || like.strides[d] == next;
-        next *= shape[d] as isize;
-        ok
-    });
+    let strides = dense_strides(shape, order);
+    let dense = (0..4).all(|d| shape[d] == 1 || like.strides[d] == strides[d]);
     if dense { order } else { [0, 1, 2, 3] }
+}
+
+/// The strides [elements] of `shape` laid out densely in memory order
+/// `order` (outermost dimension first).
+fn dense_strides(shape: [usize; 4], order: [usize; 4]) -> [isize; 4] {
+    let mut strides = [0isize; 4];
+    let mut next = 1isize;
+    for &d in order.iter().rev() {
+        strides[d] = next;
+        next *= shape[d] as isize;
+    }
+    strides
 }
 
 /// A raw output pointer the (batch, head) tasks share; each writes only
@@ -840,45 +873,18 @@ fn heads_product(a: Heads4, b: Heads4, order: [usize; 4]) -> FlexTensor {
     debug_assert!(b.shape == [nb, nh, k, n]);
     let shape = [nb, nh, m, n];
     let len = nb * nh * m * n;
-    let mut strides = [0isize; 4];
-    let mut next = 1isize;
-    for &d in order.iter().rev() {
-        strides[d] = next;
-        next *= shape[d] as isize;
-    }
-    // gemm's matrix kernels write every element they are told not to read;
-    // its vector paths (one row or one column) are not relied on.
-    let mut out: Vec<f32> = if m < 2 || n < 2 { vec![0.0; len] } else { Vec::with_capacity(len) };
+    let strides = dense_strides(shape, order);
+    let mut out = product_buffer(m, n, len);
     let dst = Out(out.as_mut_ptr());
     let one = |p: usize| {
         let (i, j) = (p / nh, p % nh);
-        let (x, y) = (a.matrix(i, j), b.matrix(i, j));
+        let d = dst;
         // SAFETY: the views lie inside live storage; block (i, j) of the
         // output lies inside `out`'s capacity under `strides`, and no other
         // task writes it.
         unsafe {
-            let d = dst;
-            gemm::gemm(
-                m,
-                n,
-                k,
-                d.0.offset(i as isize * strides[0] + j as isize * strides[1]),
-                strides[3],
-                strides[2],
-                false,
-                x.ptr,
-                x.cs,
-                x.rs,
-                y.ptr,
-                y.cs,
-                y.rs,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
+            let block = d.0.offset(i as isize * strides[0] + j as isize * strides[1]);
+            gemm_into(block, strides[2], strides[3], false, a.matrix(i, j), b.matrix(i, j), gemm::Parallelism::None)
         }
     };
     use rayon::prelude::*;

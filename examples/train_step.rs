@@ -41,11 +41,7 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     sflam::train::tune_allocator();
     let vit = sflam::workload::vit_config(&a.model).ok_or_else(|| anyhow::anyhow!("unknown model {:?}", a.model))?;
-    let kind = BackendKind::ALL
-        .iter()
-        .copied()
-        .find(|k| k.as_str() == a.backend)
-        .ok_or_else(|| anyhow::anyhow!("--backend {:?}: one of {:?}", a.backend, BackendKind::NAMES))?;
+    let kind: BackendKind = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
     let device = backend_device(kind, a.gpu_index)?.autodiff();
     let mut model = SplitVit::new(vit, &device);
     let mut opt = AdamConfig::new().init();

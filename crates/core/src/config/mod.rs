@@ -440,17 +440,6 @@ impl PartialEq<&str> for AllocatorKind {
     }
 }
 
-impl std::str::FromStr for AllocatorKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        AllocatorKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown allocator `{s}`; allowed: {}", AllocatorKind::names().join(", ")))
-    }
-}
-
 section! {
     /// `[sweep]`: the grid `sflam sweep` runs when no `--grid` is given, so
     /// a paper figure is one command.

@@ -359,6 +359,18 @@ macro_rules! choice {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = String;
+            /// The value named `s` in scenario files, or what is allowed.
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|k| k.as_str() == s)
+                    .ok_or_else(|| format!("unknown {} `{s}`; allowed: {}", stringify!($name), $name::NAMES.join(", ")))
+            }
+        }
+
         impl $crate::config::params::Param for $name {
             fn check(&self, _: &$crate::config::params::Rule, _: &str, _: &mut $crate::config::params::Checker) {}
             fn type_allows() -> Option<String> {

@@ -2,7 +2,8 @@
 # One training step (forward, loss, backward, Adam) of the project against
 # PyTorch's, in one sitting on one machine: flex on all cores and on 2
 # (taskset), PyTorch's CPU with the same thread counts, and with --gpu the
-# project's GPU backend beside PyTorch CUDA fp32 (TF32 off).
+# project's GPU backend beside PyTorch CUDA fp32 (TF32 off), then
+# benches/gpu_kernels.sh's kernel profile of the ViT-B/32 step.
 # usage: benches/train_step_compare.sh [--gpu]
 # TRAIN_STEP_BIN: the example binary (default: built here with `cargo build
 # --release --example train_step`, with the gpu feature when --gpu).
@@ -38,4 +39,6 @@ if [ "$gpu" = --gpu ]; then
     "$bin" --backend wgpu --model "$m" --batch "$b" --steps 20
     python3 "$torch" --device cuda --model "$m" --batch "$b" --steps 20
   done
+  # Where the GPU step's time goes, kernel by kernel.
+  TRAIN_STEP_BIN="$bin" benches/gpu_kernels.sh vit-b32:32
 fi

@@ -27,10 +27,11 @@ summary=$(realpath benches/kernel_summary.py)
 steps=${STEPS:-5}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The step of the current MODEL:BATCH ($m, $b) from the scratch directory.
+run() { (cd "$work" && "$bin" --backend wgpu --model "$m" --batch "$b" "$@"); }
 [ $# -gt 0 ] || set -- vit-b32:32
 for spec in "$@"; do
   m=${spec%:*} b=${spec#*:}
-  run() { (cd "$work" && "$bin" --backend wgpu --model "$m" --batch "$b" "$@"); }
   line=$(run --steps 20)
   echo "$line"
   step_s=$(grep -o '[0-9.]* s/step' <<<"$line" | cut -d' ' -f1)

@@ -224,3 +224,16 @@ fn local_epochs_and_public_share_are_checked() {
     let e = errors("[training]\ndata_part = \"public\"\n", &[]);
     assert!(e.len() == 1 && e[0].contains("training.data_part") && e[0].contains("public_share > 0"), "{e:?}");
 }
+
+/// A choice parsed from text (a tool's flag) names the type and every
+/// allowed value when the text is none of them.
+#[test]
+fn a_choice_parses_its_names_and_refuses_others_listing_them() {
+    use sflam_core::config::BackendKind;
+    assert_eq!("wgpu".parse::<BackendKind>(), Ok(BackendKind::Wgpu));
+    for k in BackendKind::ALL {
+        assert_eq!(k.as_str().parse::<BackendKind>(), Ok(*k));
+    }
+    let e = "cuda".parse::<BackendKind>().unwrap_err();
+    assert_eq!(e, "unknown BackendKind `cuda`; allowed: flex, ndarray, wgpu, libtorch");
+}

@@ -159,7 +159,10 @@ fn clean_path(p: &str) -> String {
 /// Rewrites serde's messages: unknown keys and variants get the nearest
 /// known name suggested.
 fn explain(msg: &str) -> String {
+    // An override's message ends with its key on a line of its own
+    // ("\nin `run.rounds`"), which the error names already.
     let msg = msg.trim();
+    let msg = msg.lines().next().unwrap_or(msg);
     for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             let rest = rest.split(" for key").next().unwrap_or(rest);
@@ -220,6 +223,16 @@ mod tests {
     fn suggestion_for_misspelled_key() {
         let m = explain("unknown field `rb_cont`, expected one of `rb_count`, `rb_bandwidth_hz`");
         assert!(m.contains("did you mean `rb_count`"), "{m}");
+    }
+
+    /// An override's message names its key on a line of its own: not an
+    /// allowed value, and not repeated.
+    #[test]
+    fn allowed_values_of_an_override_leave_out_the_key() {
+        let m = explain("unknown variant `adamw`, expected `sgd` or `adam`\nin `training.optimizer`\n");
+        assert_eq!(m, "unknown value `adamw`; did you mean `adam`? (allowed: `sgd`, `adam`)");
+        let m = explain("invalid type: string \"x\", expected u32\nin `run.rounds`\n");
+        assert_eq!(m, "invalid type: string \"x\", expected u32");
     }
 
     #[test]

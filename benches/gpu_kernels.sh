@@ -13,8 +13,10 @@
 # The profiler times every launch on its own, so the profiled runs' wall
 # times are not the step's; step 1's are.
 # usage: benches/gpu_kernels.sh [MODEL:BATCH ...]   (default vit-b32:32)
-# STEPS (default 5); TRAIN_STEP_BIN: the example binary (default: built here
-# with `cargo build --release --example train_step --features gpu`).
+# STEPS (default 5); PRECISION (default f32; bf16 profiles
+# `training.precision = "bf16"`); TRAIN_STEP_BIN: the example binary
+# (default: built here with `cargo build --release --example train_step
+# --features gpu`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TRAIN_STEP_BIN:-}
@@ -25,10 +27,11 @@ fi
 bin=$(realpath "$bin")
 summary=$(realpath benches/kernel_summary.py)
 steps=${STEPS:-5}
+precision=${PRECISION:-f32}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The step of the current MODEL:BATCH ($m, $b) from the scratch directory.
-run() { (cd "$work" && "$bin" --backend wgpu --model "$m" --batch "$b" "$@"); }
+run() { (cd "$work" && "$bin" --backend wgpu --model "$m" --batch "$b" --precision "$precision" "$@"); }
 [ $# -gt 0 ] || set -- vit-b32:32
 for spec in "$@"; do
   m=${spec%:*} b=${spec#*:}
@@ -41,6 +44,6 @@ for spec in "$@"; do
     run --steps "$n" >/dev/null
   done
   rm -f "$work/cubecl.toml"
-  echo "kernels of $m, batch $b ($steps steps):"
+  echo "kernels of $m, batch $b, $precision ($steps steps):"
   python3 "$summary" "$work/kernels-$((2 + steps)).log" --minus "$work/kernels-2.log" --steps "$steps" --step-s "$step_s"
 done

@@ -9,7 +9,7 @@ use burn::optim::AdamConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sflam::train::model::SplitVit;
-use sflam::train::training::whole_step;
+use sflam::train::training::{LossScale, whole_step};
 use std::time::Duration;
 
 fn step(c: &mut Criterion) {
@@ -21,6 +21,7 @@ fn step(c: &mut Criterion) {
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let x = Tensor::<4>::random([64, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(TensorData::new((0..64).map(|i| (i % 10) as i64).collect(), [64]), &device);
+    let mut scale = LossScale::NONE;
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10).measurement_time(Duration::from_secs(30)).warm_up_time(Duration::from_secs(3));
     // The project's step, as `training.micro_batches = 1` and `= 2` run it.
@@ -29,7 +30,8 @@ fn step(c: &mut Criterion) {
             b.iter(|| {
                 let loss;
                 (model, loss) =
-                    whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), micro).unwrap();
+                    whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), micro, &mut scale)
+                        .unwrap();
                 loss
             })
         });

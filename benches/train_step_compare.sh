@@ -2,8 +2,11 @@
 # One training step (forward, loss, backward, Adam) of the project against
 # PyTorch's, in one sitting on one machine: flex on all cores and on 2
 # (taskset), PyTorch's CPU with the same thread counts, and with --gpu the
-# project's GPU backend beside PyTorch CUDA fp32 (TF32 off), then
-# benches/gpu_kernels.sh's kernel profile of the ViT-B/32 step.
+# project's GPU backend beside PyTorch CUDA fp32 (TF32 off), both also in
+# f16 mixed precision (sflam's `training.precision = "f16"`, PyTorch's
+# autocast with a GradScaler; CubeCL's Vulkan computes in f16, not bf16)
+# and PyTorch in bf16 too, then benches/gpu_kernels.sh's kernel profile of
+# the ViT-B/32 step at f32 and at f16.
 # usage: benches/train_step_compare.sh [--gpu]
 # TRAIN_STEP_BIN: the example binary (default: built here with `cargo build
 # --release --example train_step`, with the gpu feature when --gpu).
@@ -36,9 +39,13 @@ python3 "$torch" "$cores" --model vit-b32 --batch 32 --steps 3
 if [ "$gpu" = --gpu ]; then
   for spec in vit-small-32:64 vit-b32:32 vit-b32:64; do
     m=${spec%:*} b=${spec#*:}
-    "$bin" --backend wgpu --model "$m" --batch "$b" --steps 20
-    python3 "$torch" --device cuda --model "$m" --batch "$b" --steps 20
+    for p in f32 f16; do
+      "$bin" --backend wgpu --model "$m" --batch "$b" --steps 20 --precision "$p"
+      python3 "$torch" --device cuda --model "$m" --batch "$b" --steps 20 --precision "$p"
+    done
+    python3 "$torch" --device cuda --model "$m" --batch "$b" --steps 20 --precision bf16
   done
   # Where the GPU step's time goes, kernel by kernel.
   TRAIN_STEP_BIN="$bin" benches/gpu_kernels.sh vit-b32:32
+  TRAIN_STEP_BIN="$bin" PRECISION=f16 benches/gpu_kernels.sh vit-b32:32
 fi

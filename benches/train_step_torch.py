@@ -1,10 +1,14 @@
 """The training step of benches/train_step.rs and examples/train_step.rs in
 PyTorch: the same ViT (pre-norm blocks with a fused qkv projection, class
 token, 10 classes), Adam, fp32 (TF32 off on CUDA), random inputs. Prints
-seconds per step.
+seconds per step. With --precision f16 or bf16, the forward runs under
+torch.autocast in that type, PyTorch's counterpart of sflam's
+`training.precision` (its matrix products in the type; weights, gradients
+and Adam in fp32), f16 with a GradScaler, as sflam scales f16's loss.
 usage: python3 benches/train_step_torch.py [THREADS] [--model NAME]
-       [--batch B] [--device cpu|cuda] [--steps N]
-(defaults: all cores, vit-small-32, 64, cpu, 10)"""
+       [--batch B] [--device cpu|cuda] [--steps N] [--precision f32|f16|bf16]
+(defaults: all cores, vit-small-32, 64, cpu, 10, f32)"""
+import contextlib
 import argparse
 import os
 import time
@@ -64,6 +68,7 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--precision", default="f32", choices=["f32", "f16", "bf16"])
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -75,11 +80,21 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = torch.randn(a.batch, 3, image, image, device=dev), (torch.arange(a.batch) % 10).to(dev)
 
+    half = {"f16": torch.float16, "bf16": torch.bfloat16}.get(a.precision)
+    scaler = torch.amp.GradScaler(a.device, enabled=a.precision == "f16")
+
+    def autocast():
+        if half is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=a.device, dtype=half)
+
     def step():
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        with autocast():
+            loss = nn.functional.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         # The loss back on the host, as sflam's step reads it.
         return loss.item()
 
@@ -90,7 +105,7 @@ def main():
         step()
     dt = (time.perf_counter() - t) / a.steps
     where = f"{a.threads} threads" if a.device == "cpu" else torch.cuda.get_device_name()
-    print(f"pytorch {torch.__version__} {a.device} ({where}), {a.model}, batch {a.batch}: {dt:.4f} s/step")
+    print(f"pytorch {torch.__version__} {a.device} {a.precision} ({where}), {a.model}, batch {a.batch}: {dt:.4f} s/step")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 //! backward, Adam update of the whole split ViT) without criterion, on any
 //! backend, model and batch:
 //! `cargo run --release --example train_step -- [--steps N] [--model NAME]
-//! [--batch B] [--micro M] [--backend flex|wgpu|libtorch] [--gpu-index I]`
-//! (defaults 10, vit-small-32, 64, 1, flex, 0); prints s/step.
+//! [--batch B] [--micro M] [--backend flex|wgpu|libtorch] [--gpu-index I]
+//! [--precision f32|f16|bf16]` (defaults 10, vit-small-32, 64, 1, flex, 0,
+//! f32); prints s/step.
 //! `benches/train_step_compare.sh` runs it beside
 //! `benches/train_step_torch.py` (the same step in PyTorch) in one sitting.
 
@@ -13,7 +14,8 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use clap::Parser;
 use sflam::train::model::SplitVit;
 use sflam::train::training::whole_step;
-use sflam::train::{BackendKind, backend_device};
+use sflam::train::training::{LossScale, check_precision};
+use sflam::train::{BackendKind, Precision, backend_device};
 
 #[derive(Parser)]
 struct Args {
@@ -35,6 +37,9 @@ struct Args {
     /// `training.gpu_index`.
     #[arg(long, default_value_t = 0)]
     gpu_index: usize,
+    /// `training.precision`: the blocks' matrix products in f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    precision: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,16 +47,21 @@ fn main() -> anyhow::Result<()> {
     sflam::train::tune_allocator();
     let vit = sflam::workload::vit_config(&a.model).ok_or_else(|| anyhow::anyhow!("unknown model {:?}", a.model))?;
     let kind: BackendKind = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let precision: Precision = a.precision.parse().map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     let device = backend_device(kind, a.gpu_index)?.autodiff();
-    let mut model = SplitVit::new(vit, &device);
+    check_precision(&device, precision, kind)?;
+    let mut model = SplitVit::new(vit, &device).with_precision(precision);
     let mut opt = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let b = a.batch;
     let x = Tensor::<4>::random([b, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(TensorData::new((0..b).map(|i| (i % 10) as i64).collect(), [b]), &device);
+    // f16: the loss scale of `training.loss_scale_log2`'s default, kept
+    // from step to step.
+    let mut scale = LossScale::first(precision, 16);
     // whole_step reads the loss back to the host: each step ends synchronized.
     let mut step = || -> anyhow::Result<()> {
-        (model, _) = whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), a.micro)?;
+        (model, _) = whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), a.micro, &mut scale)?;
         Ok(())
     };
     for _ in 0..2 {
@@ -63,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     }
     let threads = sflam::config::threads_or_all_cores(0);
     println!(
-        "sflam {} ({threads} threads), {}, batch {b}, micro {}: {:.4} s/step over {} steps",
+        "sflam {} {precision} ({threads} threads), {}, batch {b}, micro {}: {:.4} s/step over {} steps",
         a.backend,
         a.model,
         a.micro,

@@ -510,6 +510,30 @@ fn timm_safetensors_load_by_name_with_pytorch_layouts() {
     assert_eq!(to_flat(&m.device_side), source.device);
 }
 
+/// One local update of `framework` (`fl`: whole-model; else split at 8
+/// bits) with plain SGD on `threads` threads from the scenario's start,
+/// `extra` added to its `[training]`: (the start, the update).
+fn sgd_update(
+    framework: &str,
+    extra: &str,
+    threads: usize,
+) -> (sflam::train::Params, sflam::train::training::LocalUpdate) {
+    let mut s = scenario(&format!("framework = \"{framework}\"\noptimizer = \"sgd\"\nmomentum = 0.0\n{extra}"));
+    s.run.threads = threads;
+    let t = trainer(&s);
+    let start = t.initial_params();
+    let u = t.install(|| match framework {
+        "fl" => t.whole_update(&start, 1, 0),
+        _ => t.split_update(&start, 1, 0, Some(8)),
+    });
+    (start, u.unwrap())
+}
+
+/// The largest difference of two equally long vectors.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+}
+
 #[test]
 fn micro_batches_give_the_full_batch_gradient_at_any_thread_count() {
     // The reference is the update from the whole batch at once: cutting
@@ -517,18 +541,7 @@ fn micro_batches_give_the_full_batch_gradient_at_any_thread_count() {
     // the same weights (to float summation order) and the same loss, for a
     // whole-model update and for a split one (whose parts are the
     // server's: the 8-bit message is the whole batch's, the same bytes).
-    let update = |framework: &str, extra: &str, threads: usize| {
-        let mut s = scenario(&format!("framework = \"{framework}\"\noptimizer = \"sgd\"\nmomentum = 0.0\n{extra}"));
-        s.run.threads = threads;
-        let t = trainer(&s);
-        let start = t.initial_params();
-        let u = t.install(|| match framework {
-            "fl" => t.whole_update(&start, 1, 0),
-            _ => t.split_update(&start, 1, 0, Some(8)),
-        });
-        (start, u.unwrap())
-    };
-    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let (update, diff) = (sgd_update, max_diff);
     for framework in ["fl", "sflam"] {
         let (start, whole) = update(framework, "", 1);
         let (_, parts) = update(framework, "micro_batches = 4\n", 1);
@@ -1043,6 +1056,7 @@ fn model_norm_matches_burns_layer_norm_with_its_gradients() {
 #[test]
 fn heads_matmul_equals_burns_matmul_through_the_attentions_views() {
     use burn::tensor::{Device, Distribution, Tensor};
+    use sflam::train::Precision;
     use sflam::train::model::heads_matmul;
     for (b, t, h, hd) in [(2, 7, 3, 5), (3, 1, 2, 4), (2, 65, 3, 64)] {
         for tracked in [true, false] {
@@ -1055,7 +1069,8 @@ fn heads_matmul_equals_burns_matmul_through_the_attentions_views() {
                     src.iter().map(|s| if tracked { s.clone().require_grad() } else { s.clone() }).collect();
                 let split = |x: &Tensor<3>| x.clone().reshape([b, t, h, hd]).swap_dims(1, 2);
                 let (q, k, v) = (split(&leaves[0]), split(&leaves[1]), split(&leaves[2]));
-                let mm = |x: Tensor<4>, y: Tensor<4>| if ours { heads_matmul(x, y) } else { x.matmul(y) };
+                let mm =
+                    |x: Tensor<4>, y: Tensor<4>| if ours { heads_matmul(x, y, Precision::F32) } else { x.matmul(y) };
                 let scores = mm(q, k.swap_dims(2, 3)).mul_scalar(0.1);
                 let out = mm(scores, v).swap_dims(1, 2).reshape([b, t, h * hd]);
                 let v = |t: Tensor<3>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
@@ -1086,6 +1101,7 @@ fn heads_matmul_equals_burns_matmul_through_the_attentions_views() {
 fn dense_equals_burns_batched_linear_with_its_gradients() {
     use burn::tensor::module::linear;
     use burn::tensor::{Device, Distribution, Tensor};
+    use sflam::train::Precision;
     use sflam::train::model::dense;
     let device = Device::flex().autodiff();
     let cases = [(4, 13, 24, 24, 0), (3, 7, 16, 64, 0), (2, 100, 200, 200, 0), (1, 1, 8, 1, 0), (4, 13, 24, 24, 2)];
@@ -1102,7 +1118,11 @@ fn dense_equals_burns_batched_linear_with_its_gradients() {
         let grads_of = |use_dense: bool| {
             let (x, w, bias) = (x0.clone().require_grad(), w0.clone().require_grad(), b0.clone().require_grad());
             let (ws, bs) = (w.clone().narrow(1, slice * dout, dout), bias.clone().narrow(0, slice * dout, dout));
-            let y = if use_dense { dense(x.clone(), ws, Some(bs)) } else { linear(x.clone(), ws, Some(bs)) };
+            let y = if use_dense {
+                dense(x.clone(), ws, Some(bs), Precision::F32)
+            } else {
+                linear(x.clone(), ws, Some(bs))
+            };
             // The output's gradient is 1 + y / 2: different at every entry.
             let loss = (y.clone() * y.clone().detach().mul_scalar(0.5).add_scalar(1.0)).sum();
             let g = loss.backward();
@@ -1133,8 +1153,194 @@ fn dense_equals_burns_batched_linear_with_its_gradients() {
         let v = |t: Tensor<3>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         close(
             &v(linear(x.clone(), ws.clone(), Some(bs.clone()))),
-            &v(dense(x, ws, Some(bs))),
+            &v(dense(x, ws, Some(bs), Precision::F32)),
             "output without autodiff",
         );
     }
+}
+
+/// One rounding of `v` to `p`'s type (round to nearest, ties to even), by
+/// the `half` crate: the reference's, independent of any backend; and the
+/// type's relative step (its unit in the last place at 1).
+fn round_to(v: f64, p: sflam::train::Precision) -> f64 {
+    use burn::tensor::{bf16, f16};
+    use sflam::train::Precision;
+    match p {
+        Precision::F32 => v as f32 as f64,
+        Precision::F16 => f16::from_f32(v as f32).to_f32() as f64,
+        Precision::Bf16 => bf16::from_f32(v as f32).to_f32() as f64,
+    }
+}
+
+/// `training.precision = "f16"` and `"bf16"`: `model::dense` (bias-free
+/// and with a bias) and `heads_matmul` give autocast's products, against
+/// loops in f64 on the same values: each operand rounded to the type, the
+/// sum rounded to it once (then the bias added in f32). The products'
+/// outputs and the gradients of the inputs and the weight are values of
+/// the type, each within one step of the type of the reference plus f32's
+/// summation error; and the f32 setting gives other values, so the
+/// setting is in effect.
+#[test]
+fn mixed_products_are_autocasts_rounded_operands_and_result() {
+    use burn::tensor::{Device, Distribution, Tensor};
+    use sflam::train::Precision;
+    use sflam::train::model::{dense, heads_matmul};
+    let device = Device::flex().autodiff();
+    let normal = Distribution::Normal(0.0, 1.0);
+    let v = |t: burn::tensor::TensorData| t.convert::<f32>().try_to_vec::<f32>().unwrap();
+    for p in [Precision::F16, Precision::Bf16] {
+        // Significant bits (the leading one included) and smallest normal.
+        let (bits, tiny) = match p {
+            Precision::F16 => (11, 6.103_515_6e-5),
+            _ => (8, f32::MIN_POSITIVE as f64),
+        };
+        // `got` against the reference sums: each got[i] must be a value of
+        // the type and within one of its steps of round(sum[i]) plus f32
+        // summation error over the terms' magnitudes `mag[i]`.
+        let check = |got: &[f32], sum: &[f64], mag: &[f64], bias: Option<&[f32]>, what: &str| {
+            assert_eq!(got.len(), sum.len(), "{what}");
+            for (i, (&g, (&s, &m))) in got.iter().zip(sum.iter().zip(mag)).enumerate() {
+                let want = round_to(s, p);
+                let b = bias.map_or(0.0, |b| b[i % b.len()] as f64);
+                if bias.is_none() {
+                    assert_eq!(round_to(g as f64, p), g as f64, "{what}[{i}] = {g} is not a {p} value");
+                }
+                let step = want.abs().max(tiny) * (2f64).powi(1 - bits);
+                let tol = step + 1e-5 * m + 1e-6 * b.abs();
+                assert!((g as f64 - (want + b)).abs() <= tol, "{what}[{i}]: {g} against {} (tol {tol})", want + b);
+            }
+        };
+        // y[r, c] = sum_j a(r, j) b(j, c), each factor rounded: (sums, magnitudes).
+        let products =
+            |rows: usize, k: usize, cols: usize, a: &dyn Fn(usize, usize) -> f32, b: &dyn Fn(usize, usize) -> f32| {
+                let (mut sum, mut mag) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        for j in 0..k {
+                            let t = round_to(a(r, j) as f64, p) * round_to(b(j, c) as f64, p);
+                            sum[r * cols + c] += t;
+                            mag[r * cols + c] += t.abs();
+                        }
+                    }
+                }
+                (sum, mag)
+            };
+
+        for (bsz, t, din, dout, with_bias) in [(2, 5, 24, 16, false), (3, 7, 40, 24, true)] {
+            let x = Tensor::<3>::random([bsz, t, din], normal, &device).require_grad();
+            let w = Tensor::<2>::random([din, dout], normal, &device).require_grad();
+            let bias = with_bias.then(|| Tensor::<1>::random([dout], normal, &device));
+            // The output's gradient: a fixed pattern, different at every entry.
+            let g = Tensor::<3>::random([bsz, t, dout], normal, &device);
+            let y = dense(x.clone(), w.clone(), bias.clone(), p);
+            let grads = (y.clone() * g.clone()).sum().backward();
+            let (xs, ws, gs) = (v(x.to_data()), v(w.to_data()), v(g.to_data()));
+            let bs = bias.map(|b| v(b.into_data()));
+            let rows = bsz * t;
+            let what = format!("{p} dense [{rows}x{din} -> {dout}], bias {with_bias}");
+            let (sum, mag) = products(rows, din, dout, &|r, j| xs[r * din + j], &|j, c| ws[j * dout + c]);
+            let got = v(y.to_data());
+            check(&got, &sum, &mag, bs.as_deref(), &format!("{what}: output"));
+            // d x = g W^T and d W = x^T g, both products of rounded operands.
+            let (sum, mag) = products(rows, dout, din, &|r, j| gs[r * dout + j], &|j, c| ws[c * dout + j]);
+            check(&v(x.grad(&grads).unwrap().into_data()), &sum, &mag, None, &format!("{what}: input gradient"));
+            let (sum, mag) = products(din, rows, dout, &|r, j| xs[j * din + r], &|j, c| gs[j * dout + c]);
+            check(&v(w.grad(&grads).unwrap().into_data()), &sum, &mag, None, &format!("{what}: weight gradient"));
+            let full = v(dense(x, w, None, Precision::F32).into_data());
+            assert!(full.iter().zip(&got).any(|(a, b)| a != b), "{what}: gave f32's values");
+        }
+
+        // [B, H, m, k] x [B, H, k, n], as the attention's scores.
+        let (bsz, h, m, k, n) = (2, 3, 5, 8, 6);
+        let a = Tensor::<4>::random([bsz, h, m, k], normal, &device);
+        let b = Tensor::<4>::random([bsz, h, k, n], normal, &device);
+        let (av, bv) = (v(a.to_data()), v(b.to_data()));
+        let got = v(heads_matmul(a, b, p).into_data());
+        for q in 0..bsz * h {
+            let (sum, mag) = products(m, k, n, &|r, j| av[q * m * k + r * k + j], &|j, c| bv[q * k * n + j * n + c]);
+            check(&got[q * m * n..(q + 1) * m * n], &sum, &mag, None, &format!("{p} heads_matmul, head {q}"));
+        }
+    }
+}
+
+/// Mixed precision in the trainer (`training.precision = "f16"`, with its
+/// loss scale, and `"bf16"`): a whole-model and a split update from the
+/// same start as f32's move the weights nearly as f32's do (their
+/// difference a small share of the update), are not f32's (the setting
+/// reaches every block), and are bit-identical at one and at two threads
+/// with micro-batches (the CPU's determinism holds).
+#[test]
+fn mixed_updates_track_f32_and_stay_deterministic() {
+    let diff = max_diff;
+    for framework in ["fl", "sflam"] {
+        let update = |extra: &str, threads: usize| sgd_update(framework, extra, threads);
+        let (start, full) = update("", 1);
+        let moved = diff(&full.params.server, &start.server).max(diff(&full.params.device, &start.device));
+        for p in ["f16", "bf16"] {
+            let (_, half) = update(&format!("precision = \"{p}\"\n"), 1);
+            let apart =
+                diff(&half.params.server, &full.params.server).max(diff(&half.params.device, &full.params.device));
+            eprintln!(
+                "{framework} {p}: update {moved:e}, against f32 {apart:e}, loss {} against {}",
+                half.loss, full.loss
+            );
+            assert!(apart > 0.0, "{framework}: {p} gave f32's weights");
+            // Measured: bf16 0.14% of the update, f16 0.03%; losses within 5e-6.
+            assert!(apart <= 0.01 * moved, "{framework}: {p} is {apart:e} from f32 after an update of {moved:e}");
+            assert!(
+                (half.loss - full.loss).abs() <= 1e-3 * full.loss,
+                "{framework} {p}: loss {} against {}",
+                half.loss,
+                full.loss
+            );
+            let parts = format!("precision = \"{p}\"\nmicro_batches = 4\n");
+            let (_, one) = update(&parts, 1);
+            let (_, two) = update(&parts, 2);
+            assert_eq!(one.params, two.params, "{framework}: {p} at one and two threads");
+        }
+    }
+}
+
+/// f16's loss scale: a step whose scaled gradients overflow f16 (2^24
+/// times a loss of about 2.3 puts the logits' gradient past f16's largest
+/// value, 65504) is computed again at half the scale until they are
+/// finite: the step ends at a smaller scale with finite weights near the
+/// f32 step's; without scaling (f32) the scale is untouched.
+#[test]
+fn an_f16_step_that_overflows_is_taken_again_at_half_the_scale() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::SgdConfig;
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+    use sflam::train::Precision;
+    use sflam::train::model::SplitVit;
+    use sflam::train::training::{LossScale, whole_step};
+    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
+    let device = Device::flex().autodiff();
+    let m0 = SplitVit::new(vit, &device);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let x = Tensor::<4>::random([8, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|i| (i % 10) as i64).collect(), [8]), &device);
+    let flat = |m: &SplitVit| {
+        let mut v = to_flat(&m.device_side);
+        v.extend(to_flat(&m.server_side));
+        v
+    };
+    let step = |p: Precision, scale: &mut LossScale| {
+        let mut opt = SgdConfig::new().init();
+        let m = m0.clone().with_precision(p);
+        whole_step(m, &mut opt, 0.05, &loss_fn, x.clone(), y.clone(), 1, scale).unwrap()
+    };
+    let mut none = LossScale::NONE;
+    let (full, _) = step(Precision::F32, &mut none);
+    assert_eq!(none, LossScale::NONE);
+    let mut scale = LossScale::first(Precision::F16, 24);
+    let (half, loss) = step(Precision::F16, &mut scale);
+    eprintln!("loss {loss}, scale after the step 2^{}", scale.factor().log2());
+    assert!(scale.factor() < (24f32).exp2(), "2^24 must overflow here");
+    assert!(scale.factor() >= 1.0);
+    let (start, full, half) = (flat(&m0), flat(&full), flat(&half));
+    assert!(half.iter().all(|v| v.is_finite()));
+    let (moved, apart) = (max_diff(&full, &start), max_diff(&half, &full));
+    eprintln!("update {moved:e}, f16 against f32 {apart:e}");
+    assert!(apart <= 0.01 * moved, "f16 after halving is {apart:e} from f32 (update {moved:e})");
 }

@@ -28,7 +28,7 @@ pub mod wire;
 // The core's modules, as this crate sees them.
 pub(crate) use sflam_core::{config, engine, error, quant, sim, trace, workload};
 
-pub use crate::config::{BackendKind, LrSchedule, OptimizerKind, OptimizerState};
+pub use crate::config::{BackendKind, LrSchedule, OptimizerKind, OptimizerState, Precision};
 pub use framework::{Framework, ModelState, RoundStats, Work, framework};
 pub use training::{Eval, Params, Trainer, backend_device};
 
@@ -85,6 +85,10 @@ pub struct TrainSettings {
     pub warmup_iterations: u64,
     /// Parts each mini-batch's gradient is computed in, in parallel [1].
     pub micro_batches: usize,
+    /// The number format of the blocks' matrix products.
+    pub precision: Precision,
+    /// First loss scale of an f16 local update, log2 [1].
+    pub loss_scale_log2: u32,
     /// Rounds of the run, the schedule's horizon [rounds].
     pub rounds: u32,
     /// Test samples evaluated; 0 = all [samples].
@@ -113,6 +117,8 @@ impl TrainSettings {
             lr_schedule: t.lr_schedule,
             warmup_iterations: t.warmup_iterations,
             micro_batches: t.micro_batches,
+            precision: t.precision,
+            loss_scale_log2: t.loss_scale_log2,
             rounds: s.run.rounds,
             eval_samples: t.eval_samples,
             threads: s.run.threads,

@@ -3,13 +3,14 @@
 //! follow timm's (`patch_embed.proj`, `blocks.N.attn.qkv`, `mlp.fc1`, ...)
 //! so that timm safetensors load by name (see `import.rs`).
 
+use crate::config::Precision;
 use crate::workload::VitConfig;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::linear;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 
 /// `patch_embed`: Conv2d(C -> dim, kernel = stride = P).
 #[derive(Module, Debug)]
@@ -47,7 +48,7 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, p: Precision) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let (heads, hd) = (self.heads, d / self.heads);
         let (w, bias) = (self.qkv.weight.val(), self.qkv.bias.as_ref().map(|p| p.val()));
@@ -62,11 +63,11 @@ impl Attention {
                 wi = wi.mul_scalar(s);
                 bi = bi.map(|b| b.mul_scalar(s));
             }
-            dense(x.clone(), wi, bi).reshape([b, t, heads, hd]).swap_dims(1, 2) // [B, H, T, hd]
+            dense(x.clone(), wi, bi, p).reshape([b, t, heads, hd]).swap_dims(1, 2) // [B, H, T, hd]
         };
         let (q, k, v) = (part(0, Some((hd as f32).powf(-0.5))), part(1, None), part(2, None));
-        let out = heads_matmul(softmax_last(heads_matmul(q, k.swap_dims(2, 3))), v); // [B, H, T, hd]
-        dense_layer(&self.proj, out.swap_dims(1, 2).reshape([b, t, d]))
+        let out = heads_matmul(softmax_last(heads_matmul(q, k.swap_dims(2, 3), p)), v, p); // [B, H, T, hd]
+        dense_layer(&self.proj, out.swap_dims(1, 2).reshape([b, t, d]), p)
     }
 }
 
@@ -80,21 +81,45 @@ impl Attention {
 /// rows. With a bias it is one op with its own backward
 /// (on flex [`crate::ops::Dense`]: each product one gemm call into its
 /// output). `vit-small-32`, batch 64, 2 threads: README, Performance.
-pub fn dense(x: Tensor<3>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<3> {
+/// At mixed precision the product is [`mixed`]'s and the bias is added
+/// in f32.
+pub fn dense(x: Tensor<3>, weight: Tensor<2>, bias: Option<Tensor<1>>, p: Precision) -> Tensor<3> {
     let [b, t, d] = x.dims();
     let out = weight.dims()[1];
     let x = x.reshape([b * t, d]);
-    match bias {
-        Some(bias) if on_flex(&x.device()) => crate::ops::dense_op(x, weight, bias),
-        Some(bias) => linear(x, weight, Some(bias)),
-        None => x.matmul(weight),
+    match (bias, p) {
+        (Some(bias), Precision::F32) if on_flex(&x.device()) => crate::ops::dense_op(x, weight, bias),
+        (Some(bias), Precision::F32) => linear(x, weight, Some(bias)),
+        (None, Precision::F32) => x.matmul(weight),
+        (bias, p) => {
+            let y = mixed(x, weight, p);
+            match bias {
+                Some(bias) => y + bias.unsqueeze::<2>(),
+                None => y,
+            }
+        }
     }
     .reshape([b, t, out])
 }
 
 /// [`dense`] with a Burn `Linear`'s parameters.
-fn dense_layer(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    dense(x, layer.weight.val(), layer.bias.as_ref().map(|p| p.val()))
+fn dense_layer(layer: &Linear, x: Tensor<3>, p: Precision) -> Tensor<3> {
+    dense(x, layer.weight.val(), layer.bias.as_ref().map(|p| p.val()), p)
+}
+
+/// `a b` with both operands cast to `p`'s type and the product cast back
+/// to f32: autocast's matrix product. The casts are differentiable (each
+/// gradient is cast back to its input's type), so the backward's products
+/// run in `p`'s type too and the weights' gradients arrive in f32. The
+/// backend sums in f32 (flex: its bf16 product converts to f32; CubeCL:
+/// f32 accumulators).
+fn mixed<const D: usize>(a: Tensor<D>, b: Tensor<D>, p: Precision) -> Tensor<D> {
+    let dtype = match p {
+        Precision::F32 => return a.matmul(b),
+        Precision::F16 => FloatDType::F16,
+        Precision::Bf16 => FloatDType::BF16,
+    };
+    a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32)
 }
 
 /// timm's `Mlp`: fc1 -> GELU -> fc2.
@@ -111,6 +136,10 @@ pub struct Block {
     pub attn: Attention,
     pub norm2: LayerNorm,
     pub mlp: Mlp,
+    /// The number format of the block's matrix products: a setting, not a
+    /// parameter (not in checkpoints).
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 impl Block {
@@ -122,12 +151,14 @@ impl Block {
             attn: Attention { qkv: lin(c.dim, 3 * c.dim), proj: lin(c.dim, c.dim), heads: c.heads },
             norm2: ln(),
             mlp: Mlp { fc1: lin(c.dim, c.mlp_dim), fc2: lin(c.mlp_dim, c.dim) },
+            precision: Precision::F32,
         }
     }
 
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(norm(&self.norm1, x));
-        let h = dense_layer(&self.mlp.fc2, gelu(dense_layer(&self.mlp.fc1, norm(&self.norm2, x.clone()))));
+        let p = self.precision;
+        let x = x.clone() + self.attn.forward(norm(&self.norm1, x), p);
+        let h = dense_layer(&self.mlp.fc2, gelu(dense_layer(&self.mlp.fc1, norm(&self.norm2, x.clone()), p)), p);
         x + h
     }
 }
@@ -156,9 +187,13 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// its output, and `P V`'s output has the heads of each token side by
 /// side, so that merging the heads is a view ([`crate::ops::Heads`]);
 /// Burn's flex matmul zero-fills and copies each output, and the merge
-/// and its gradient were copies. Other backends use Burn's.
-pub fn heads_matmul(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
-    if on_flex(&a.device()) { crate::ops::heads_product_op(a, b) } else { a.matmul(b) }
+/// and its gradient were copies. Other backends use Burn's; at mixed
+/// precision every backend takes [`mixed`]'s.
+pub fn heads_matmul(a: Tensor<4>, b: Tensor<4>, p: Precision) -> Tensor<4> {
+    match p {
+        Precision::F32 if on_flex(&a.device()) => crate::ops::heads_product_op(a, b),
+        p => mixed(a, b, p),
+    }
 }
 
 /// The layer norms' epsilon [1] (timm's ViT).
@@ -206,6 +241,12 @@ impl ServerModel {
         }
     }
 
+    /// The same model with its blocks' matrix products at `p`.
+    pub fn with_precision(mut self, p: Precision) -> ServerModel {
+        self.blocks.iter_mut().for_each(|b| b.precision = p);
+        self
+    }
+
     pub fn forward(&self, tokens: Tensor<3>) -> Tensor<2> {
         let [b, _, d] = tokens.dims();
         let cls = self.cls_token.val().expand([b, 1, d]);
@@ -234,6 +275,11 @@ pub struct SplitVit {
 impl SplitVit {
     pub fn new(c: &VitConfig, device: &Device) -> SplitVit {
         SplitVit { device_side: DeviceModel::new(c, device), server_side: ServerModel::new(c, device) }
+    }
+
+    /// The same model with its blocks' matrix products at `p`.
+    pub fn with_precision(self, p: Precision) -> SplitVit {
+        SplitVit { server_side: self.server_side.with_precision(p), ..self }
     }
 
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {

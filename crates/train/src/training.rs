@@ -14,11 +14,11 @@ use super::model::{DeviceModel, ServerModel};
 use super::params::{load_flat, to_flat};
 use super::wire;
 use super::{OptimizerKind, OptimizerState, TrainSettings};
-use crate::config::BackendKind;
+use crate::config::{BackendKind, Precision};
 use crate::error::{Error, Result};
 use crate::sim::rng::{derive_seed, stream};
 use crate::workload::VitConfig;
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLoss;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -122,12 +122,13 @@ impl Trainer {
         let mut rng = stream(settings.seed, "partition", 0);
         let parts = dirichlet_partition(&train, devices, settings.alpha, settings.min_samples, &mut rng)?;
         let plain = backend_device(settings.backend, settings.gpu_index)?;
+        check_precision(&plain, settings.precision, settings.backend)?;
         let grad = plain.clone().autodiff();
         // Parameter ids numbered in module order instead of Burn's random
         // ones: optimizer records are keyed by them, and a kept state must
         // find its parameters again in a resumed process.
         let device_template = number_params(DeviceModel::new(&vit, &grad), 1);
-        let server_template = number_params(ServerModel::new(&vit, &grad), 1 << 32);
+        let server_template = number_params(ServerModel::new(&vit, &grad).with_precision(settings.precision), 1 << 32);
         let threads = sflam_core::config::threads_or_all_cores(settings.threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -293,6 +294,7 @@ impl Trainer {
         let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
         let key = derive_seed(self.settings.seed, "wire") ^ ((round as u64) << 32 | device as u64);
         let (mut loss_sum, mut bytes) = (0.0, 0u64);
+        let mut scale = self.loss_scale();
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
             let lr = self.lr(round, it, batches.len());
@@ -301,14 +303,25 @@ impl Trainer {
             let sent =
                 wire::send(&act, bits, key.wrapping_add((it as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &self.grad)?;
             bytes += sent.wire_bytes;
-            let (gp, cut_grad, loss) = server_pass(&sm, &loss_fn, sent.input, y, self.settings.micro_batches)?;
+            // The server's pass again at half the loss scale while its
+            // gradients (the cut layer's among them) are not finite; the
+            // device's message stays the one sent.
+            let (gp, cut_grad, loss) = loop {
+                let (gp, cut, loss) =
+                    server_pass(&sm, &loss_fn, sent.input.clone(), y.clone(), self.settings.micro_batches, scale)?;
+                match scale.unscale(gp, &sm, Some(cut.clone()))? {
+                    Some(gp) => break (gp, cut, loss),
+                    None => scale.halve()?,
+                }
+            };
             loss_sum += loss;
             sm = opt_s.step(lr, sm, gp);
-            // Device backward: d(sum(act * g))/d(theta) = g . d(act)/d(theta).
+            // Device backward: d(sum(act * g))/d(theta) = g . d(act)/d(theta),
+            // g the cut layer's gradient at the loss scale.
             let g = Tensor::<3>::from_data(cut_grad.into_data(), &self.grad);
             let surrogate = (act * g).sum();
             let grads = surrogate.backward();
-            let gp = GradientsParams::from_grads(grads, &dm);
+            let gp = scale.divide(GradientsParams::from_grads(grads, &dm), &dm);
             dm = opt_d.step(lr, dm, gp);
         }
         self.keep_optimizer(device, Half::Device, &opt_d)?;
@@ -327,12 +340,13 @@ impl Trainer {
         let mut opt = self.optimizer_of(device, Half::Whole)?;
         let loss_fn = CrossEntropyLossConfig::new().init(&self.grad);
         let mut loss_sum = 0.0;
+        let mut scale = self.loss_scale();
         let batches = self.batches(device, round);
         for (it, idx) in batches.iter().enumerate() {
             let (x, y) = self.train.batch_for(idx, &self.grad, self.vit.channels, self.vit.image);
             let loss;
             let lr = self.lr(round, it, batches.len());
-            (m, loss) = whole_step(m, &mut opt, lr, &loss_fn, x, y, self.settings.micro_batches)?;
+            (m, loss) = whole_step(m, &mut opt, lr, &loss_fn, x, y, self.settings.micro_batches, &mut scale)?;
             loss_sum += loss;
         }
         self.keep_optimizer(device, Half::Whole, &opt)?;
@@ -341,6 +355,12 @@ impl Trainer {
             loss: loss_sum / batches.len().max(1) as f64,
             wire_bytes: 0,
         })
+    }
+
+    /// A local update's first loss scale (`training.loss_scale_log2` at
+    /// f16, none otherwise).
+    fn loss_scale(&self) -> LossScale {
+        LossScale::first(self.settings.precision, self.settings.loss_scale_log2)
     }
 
     /// Runs `f` for every item on the pool; results in item order.
@@ -398,7 +418,11 @@ impl Trainer {
 /// whose gradients are computed in parallel on the current rayon pool,
 /// each from its mean loss weighted by its share of the batch, and summed
 /// in part order: the full batch's mean-loss gradient, the same for any
-/// thread count. Returns the model and the batch's mean loss [nat].
+/// thread count. With a loss `scale` (f16) the loss is multiplied by it
+/// and the gradients divided by it, and a step whose gradients are not
+/// finite is computed again at half the scale. Returns the model and the
+/// batch's mean loss [nat].
+#[allow(clippy::too_many_arguments)]
 pub fn whole_step(
     m: super::model::SplitVit,
     opt: &mut ModuleOptimizer,
@@ -407,27 +431,143 @@ pub fn whole_step(
     x: Tensor<4>,
     y: Tensor<1, Int>,
     micro: usize,
+    scale: &mut LossScale,
 ) -> Result<(super::model::SplitVit, f64)> {
     let b = x.dims()[0];
     let micro = micro.clamp(1, b.max(1));
-    if micro == 1 {
-        let loss = loss_fn.forward(m.forward(x), y);
-        let value = finite_scalar(&loss, "train.device_loss")?;
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        return Ok((opt.step(lr, m, grads), value));
+    loop {
+        let (grads, loss) = if micro == 1 {
+            let loss = loss_fn.forward(m.forward(x.clone()), y.clone());
+            let value = finite_scalar(&loss, "train.device_loss")?;
+            (GradientsParams::from_grads(scale.apply(loss).backward(), &m), value)
+        } else {
+            let (grads, _, loss) = in_parts(&m, b, micro, |m, start, len, share| {
+                let loss = loss_fn.forward(m.forward(x.clone().narrow(0, start, len)), y.clone().narrow(0, start, len));
+                let value = finite_scalar(&loss, "train.device_loss")?;
+                let weighted = scale.apply(loss.mul_scalar(share as f32));
+                Ok((GradientsParams::from_grads(weighted.backward(), m), (), value * share))
+            })?;
+            (grads, loss)
+        };
+        match scale.unscale(grads, &m, None)? {
+            Some(grads) => return Ok((opt.step(lr, m, grads), loss)),
+            None => scale.halve()?,
+        }
     }
-    let (grads, _, loss) = in_parts(&m, b, micro, |m, start, len, share| {
-        let loss = loss_fn.forward(m.forward(x.clone().narrow(0, start, len)), y.clone().narrow(0, start, len));
-        let value = finite_scalar(&loss, "train.device_loss")?;
-        Ok((GradientsParams::from_grads(loss.mul_scalar(share as f32).backward(), m), (), value * share))
-    })?;
-    Ok((opt.step(lr, m, grads), loss))
+}
+
+/// Loss scaling for f16 products (`training.loss_scale_log2`): gradients
+/// below f16's smallest value (6e-8) would flush to zero in the products'
+/// backward, so the loss is multiplied by a power of two before the
+/// backward and the gradients divided by it after, both exactly. f32 and
+/// bf16 (f32's exponent range) do not scale: their steps are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScale {
+    /// The current factor [1]; None = no scaling.
+    factor: Option<f32>,
+}
+
+impl LossScale {
+    /// No scaling (f32, bf16).
+    pub const NONE: LossScale = LossScale { factor: None };
+
+    /// A local update's first scale: 2^`log2` at f16, none otherwise.
+    pub fn first(p: Precision, log2: u32) -> LossScale {
+        match p {
+            Precision::F16 => LossScale { factor: Some((log2 as f32).exp2()) },
+            Precision::F32 | Precision::Bf16 => LossScale::NONE,
+        }
+    }
+
+    /// The current factor [1] (1 without scaling).
+    pub fn factor(self) -> f32 {
+        self.factor.unwrap_or(1.0)
+    }
+
+    /// The loss to differentiate: `loss` times the factor.
+    fn apply<const D: usize>(self, loss: Tensor<D>) -> Tensor<D> {
+        match self.factor {
+            Some(f) => loss.mul_scalar(f),
+            None => loss,
+        }
+    }
+
+    /// Halves the factor after gradients that were not finite; below 1 the
+    /// step cannot be saved (its forward overflows f16, or it is NaN).
+    fn halve(&mut self) -> Result<()> {
+        match self.factor {
+            Some(f) if f > 1.0 => {
+                self.factor = Some(f / 2.0);
+                Ok(())
+            }
+            _ => Err(Error::Numeric {
+                checkpoint: "train.loss_scale",
+                detail: "gradients are not finite even at loss scale 1 (f16 overflows in the forward, or NaN); \
+                         try training.precision = \"bf16\" or \"f32\", or a smaller training.lr"
+                    .into(),
+            }),
+        }
+    }
+
+    /// `m`'s gradients divided by the factor, without a check.
+    fn divide<M: Module>(self, grads: GradientsParams, m: &M) -> GradientsParams {
+        match self.factor {
+            Some(f) => Unscale::run(grads, m, 1.0 / f).0,
+            None => grads,
+        }
+    }
+
+    /// `m`'s gradients divided by the factor, or None when one of them (or
+    /// of `extra`'s values) is not finite. One value read back per call;
+    /// nothing at all without scaling.
+    fn unscale<M: Module>(
+        self,
+        grads: GradientsParams,
+        m: &M,
+        extra: Option<Tensor<3>>,
+    ) -> Result<Option<GradientsParams>> {
+        let Some(f) = self.factor else { return Ok(Some(grads)) };
+        let (grads, mut sums) = Unscale::run(grads, m, 1.0 / f);
+        sums.extend(extra.map(|t| t.sum()));
+        // A sum of every gradient: infinite or NaN exactly when one of
+        // them is (their sizes after unscaling are far from f32's limit).
+        let total = Tensor::cat(sums, 0).sum().into_scalar::<f32>();
+        Ok(total.is_finite().then_some(grads))
+    }
+}
+
+/// Divides each of a module's gradients by the loss scale, keeping each
+/// one's sum for the finiteness check.
+struct Unscale<'a> {
+    grads: &'a mut GradientsParams,
+    inverse: f32,
+    sums: Vec<Tensor<1>>,
+}
+
+impl Unscale<'_> {
+    fn run<M: Module>(mut grads: GradientsParams, m: &M, inverse: f32) -> (GradientsParams, Vec<Tensor<1>>) {
+        let mut u = Unscale { grads: &mut grads, inverse, sums: Vec::new() };
+        m.visit(&mut u);
+        let sums = u.sums;
+        (grads, sums)
+    }
+}
+
+impl ModuleVisitor for Unscale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            let g = g.mul_scalar(self.inverse);
+            self.sums.push(g.clone().sum());
+            self.grads.register(param.id, g);
+        }
+    }
 }
 
 /// The server's half of one split iteration on the received activations
 /// `input` (an autodiff leaf): forward, loss, backward. Returns the
-/// server's parameter gradients, the gradient at the cut layer (what goes
-/// back down to the device) and the batch's mean loss [nat]. As in
+/// server's parameter gradients and the gradient at the cut layer (what
+/// goes back down to the device), both at the loss `scale`, and the
+/// batch's mean loss [nat]. As in
 /// [`whole_step`], `micro` > 1 cuts the batch into near-equal parts whose
 /// share-weighted gradients are computed in parallel and summed in part
 /// order; each part's cut-layer gradient is its rows of the whole one, so
@@ -440,6 +580,7 @@ fn server_pass(
     input: Tensor<3>,
     y: Tensor<1, Int>,
     micro: usize,
+    scale: LossScale,
 ) -> Result<(GradientsParams, Tensor<3>, f64)> {
     let b = input.dims()[0];
     let micro = micro.clamp(1, b.max(1));
@@ -448,7 +589,7 @@ fn server_pass(
     if micro == 1 {
         let loss = loss_fn.forward(sm.forward(input.clone()), y);
         let value = finite_scalar(&loss, "train.server_loss")?;
-        let mut grads = loss.backward();
+        let mut grads = scale.apply(loss).backward();
         let cut = input.grad_remove(&mut grads).ok_or_else(no_gradient)?;
         return Ok((GradientsParams::from_grads(grads, sm), cut, value));
     }
@@ -456,7 +597,7 @@ fn server_pass(
         let leaf = input.clone().narrow(0, start, len).detach().require_grad();
         let loss = loss_fn.forward(sm.forward(leaf.clone()), y.clone().narrow(0, start, len));
         let value = finite_scalar(&loss, "train.server_loss")?;
-        let mut grads = loss.mul_scalar(share as f32).backward();
+        let mut grads = scale.apply(loss.mul_scalar(share as f32)).backward();
         let cut = leaf.grad_remove(&mut grads).ok_or_else(no_gradient)?;
         Ok((GradientsParams::from_grads(grads, sm), cut, value * share))
     })?;
@@ -548,6 +689,24 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
             "training.backend = \"wgpu\" (training.gpu_index = {gpu_index}): this build has no GPU backend; \
              rebuild with `cargo build --release --features gpu`, or use \"flex\""
         ))),
+    }
+}
+
+/// Whether `device` (of `backend`) computes in `p`'s number format: a
+/// clear error naming both settings instead of a panic at the first cast.
+pub fn check_precision(device: &Device, p: Precision, backend: BackendKind) -> Result<()> {
+    let dtype = match p {
+        Precision::F32 => return Ok(()),
+        Precision::F16 => burn::tensor::DType::F16,
+        Precision::Bf16 => burn::tensor::DType::BF16,
+    };
+    if device.supports_dtype(dtype) {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "training.precision = \"{p}\": training.backend = \"{backend}\" has no {dtype:?} on this device; \
+             allowed here: \"f32\""
+        )))
     }
 }
 

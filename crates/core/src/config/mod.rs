@@ -528,6 +528,25 @@ section! {
         /// sends each mini-batch as one quantized message. Results depend
         /// on it (float summation order), not on the thread count [1].
         micro_batches: usize = 1, X, Rule::Any;
+        /// The number format of the transformer's matrix products (the
+        /// linear layers of every block and the attention's two products):
+        /// `"f32"`, or mixed precision for a GPU's matrix units, `"f16"`
+        /// (Vulkan's: wgpu computes in f16, not bf16) or `"bf16"`: each
+        /// product's operands rounded to that type, summed in f32 by the
+        /// backend, the result rounded and carried on in f32; weights,
+        /// gradients, optimizer state, the patch embedding, the head,
+        /// softmax, layer norm and GELU stay f32. `"f16"` scales the loss
+        /// (`loss_scale_log2`). On flex mixed precision costs time and
+        /// measures the accuracy effect; results stay a pure function of
+        /// the seed.
+        precision: Precision = Precision::F32, X, Rule::Any;
+        /// With `precision = "f16"`: each local update's first loss scale
+        /// is 2^N (PyTorch's GradScaler starts at 2^16), so that small
+        /// gradients survive f16 (whose smallest value is 6e-8); a step
+        /// whose scaled gradients are not finite is computed again at half
+        /// the scale, which then holds for the rest of the update. Powers
+        /// of two scale and unscale exactly [1].
+        loss_scale_log2: u32 = 16, X, Rule::RangeU(0, 24);
         /// `"constant"` or `"cosine"`: the rate at step t of T = rounds x
         /// iterations is lr x (1 + cos(pi t / T)) / 2.
         lr_schedule: LrSchedule = LrSchedule::Constant, X, Rule::Any;
@@ -567,6 +586,11 @@ choice! {
 choice! {
     /// The local optimizer.
     OptimizerKind { Sgd = "sgd", Adam = "adam" }
+}
+
+choice! {
+    /// The number format of the training step's matrix products.
+    Precision { F32 = "f32", F16 = "f16", Bf16 = "bf16" }
 }
 
 choice! {

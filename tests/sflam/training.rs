@@ -1275,6 +1275,7 @@ fn mixed_updates_track_f32_and_stay_deterministic() {
     for framework in ["fl", "sflam"] {
         let update = |extra: &str, threads: usize| sgd_update(framework, extra, threads);
         let (start, full) = update("", 1);
+        let (_, full_parts) = update("micro_batches = 4\n", 1);
         let moved = diff(&full.params.server, &start.server).max(diff(&full.params.device, &start.device));
         for p in ["f16", "bf16"] {
             let (_, half) = update(&format!("precision = \"{p}\"\n"), 1);
@@ -1297,6 +1298,21 @@ fn mixed_updates_track_f32_and_stay_deterministic() {
             let (_, one) = update(&parts, 1);
             let (_, two) = update(&parts, 2);
             assert_eq!(one.params, two.params, "{framework}: {p} at one and two threads");
+            // The parts' copies of the model keep the setting: apart from
+            // f32's parts by about as much as the whole batch is from f32's
+            // whole batch, not by summation order alone (hundreds of times less).
+            let both = |a: &sflam::train::Params, b: &sflam::train::Params| {
+                diff(&a.server, &b.server).max(diff(&a.device, &b.device))
+            };
+            let order = both(&full_parts.params, &full.params);
+            let parted = both(&one.params, &full_parts.params);
+            eprintln!(
+                "{framework} {p} in parts: against f32's parts {parted:e}, f32's parts against its whole {order:e}"
+            );
+            assert!(
+                parted >= 0.5 * apart && parted > 10.0 * order,
+                "{framework} {p}: {parted:e} / {apart:e} / {order:e}"
+            );
         }
     }
 }

@@ -693,21 +693,23 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
 }
 
 /// Whether `device` (of `backend`) computes in `p`'s number format: a
-/// clear error naming both settings instead of a panic at the first cast.
+/// clear error naming both settings and the formats it has, instead of a
+/// panic at the first cast.
 pub fn check_precision(device: &Device, p: Precision, backend: BackendKind) -> Result<()> {
-    let dtype = match p {
-        Precision::F32 => return Ok(()),
-        Precision::F16 => burn::tensor::DType::F16,
-        Precision::Bf16 => burn::tensor::DType::BF16,
+    let has = |p: Precision| match p {
+        Precision::F32 => true,
+        Precision::F16 => device.supports_dtype(burn::tensor::DType::F16),
+        Precision::Bf16 => device.supports_dtype(burn::tensor::DType::BF16),
     };
-    if device.supports_dtype(dtype) {
-        Ok(())
-    } else {
-        Err(Error::Input(format!(
-            "training.precision = \"{p}\": training.backend = \"{backend}\" has no {dtype:?} on this device; \
-             allowed here: \"f32\""
-        )))
+    if has(p) {
+        return Ok(());
     }
+    let allowed: Vec<String> = Precision::ALL.iter().filter(|q| has(**q)).map(|q| format!("\"{q}\"")).collect();
+    Err(Error::Input(format!(
+        "training.precision = \"{p}\": training.backend = \"{backend}\" does not compute in {p} on this device; \
+         allowed here: {}",
+        allowed.join(", ")
+    )))
 }
 
 /// The Vulkan device of discrete GPU `index`, opened once here so that a

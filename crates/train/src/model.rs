@@ -81,7 +81,7 @@ impl Attention {
 /// rows. With a bias it is one op with its own backward
 /// (on flex [`crate::ops::Dense`]: each product one gemm call into its
 /// output). `vit-small-32`, batch 64, 2 threads: README, Performance.
-/// At mixed precision the product is [`mixed`]'s and the bias is added
+/// At mixed precision the product is `mixed`'s and the bias is added
 /// in f32.
 pub fn dense(x: Tensor<3>, weight: Tensor<2>, bias: Option<Tensor<1>>, p: Precision) -> Tensor<3> {
     let [b, t, d] = x.dims();
@@ -188,7 +188,7 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// side, so that merging the heads is a view ([`crate::ops::Heads`]);
 /// Burn's flex matmul zero-fills and copies each output, and the merge
 /// and its gradient were copies. Other backends use Burn's; at mixed
-/// precision every backend takes [`mixed`]'s.
+/// precision every backend takes `mixed`'s.
 pub fn heads_matmul(a: Tensor<4>, b: Tensor<4>, p: Precision) -> Tensor<4> {
     match p {
         Precision::F32 if on_flex(&a.device()) => crate::ops::heads_product_op(a, b),

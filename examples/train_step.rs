@@ -33,21 +33,20 @@ struct Args {
     micro: usize,
     /// `training.backend`: flex, wgpu (cargo feature `gpu`), libtorch (feature `libtorch`) or ndarray (feature `ndarray`).
     #[arg(long, default_value = "flex")]
-    backend: String,
+    backend: BackendKind,
     /// `training.gpu_index`.
     #[arg(long, default_value_t = 0)]
     gpu_index: usize,
     /// `training.precision`: the blocks' matrix products in f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    precision: String,
+    precision: Precision,
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     sflam::train::tune_allocator();
     let vit = sflam::workload::vit_config(&a.model).ok_or_else(|| anyhow::anyhow!("unknown model {:?}", a.model))?;
-    let kind: BackendKind = a.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let precision: Precision = a.precision.parse().map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
+    let (kind, precision) = (a.backend, a.precision);
     let device = backend_device(kind, a.gpu_index)?.autodiff();
     check_precision(&device, precision, kind)?;
     let mut model = SplitVit::new(vit, &device).with_precision(precision);
@@ -58,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     let y = Tensor::<1, Int>::from_data(TensorData::new((0..b).map(|i| (i % 10) as i64).collect(), [b]), &device);
     // f16: the loss scale of `training.loss_scale_log2`'s default, kept
     // from step to step.
-    let mut scale = LossScale::first(precision, 16);
+    let mut scale = LossScale::first(precision, sflam::config::TrainingConfig::default().loss_scale_log2);
     // whole_step reads the loss back to the host: each step ends synchronized.
     let mut step = || -> anyhow::Result<()> {
         (model, _) = whole_step(model.clone(), &mut opt, 1e-3, &loss_fn, x.clone(), y.clone(), a.micro, &mut scale)?;

@@ -16,10 +16,15 @@ pub fn scenario(backend: &str, extra: &str) -> Scenario {
     load_scenario_str(&text, Path::new("<test>"), &[]).unwrap()
 }
 
-#[cfg(any(feature = "gpu", feature = "libtorch"))]
+/// The largest difference of two equally long vectors.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The largest difference of two models' parameters, over both halves.
+pub fn params_diff(a: &sflam::train::Params, b: &sflam::train::Params) -> f32 {
+    max_abs_diff(&a.server, &b.server).max(max_abs_diff(&a.device, &b.device))
 }
 
 /// One split update at fp32 and at 4 bits, one whole-model update and an
@@ -51,7 +56,7 @@ pub fn updates_match_the_cpu(cpu: &sflam::train::Trainer, other: &sflam::train::
     }
     let c = cpu.whole_update(&start, 2, 1).unwrap();
     let g = other.whole_update(&start, 2, 1).unwrap();
-    let d = max_abs_diff(&c.params.server, &g.params.server).max(max_abs_diff(&c.params.device, &g.params.device));
+    let d = params_diff(&c.params, &g.params);
     eprintln!("whole: loss cpu {} {name} {}, max |dw| {d:e}", c.loss, g.loss);
     assert!((c.loss - g.loss).abs() <= 1e-4 * c.loss.abs() && d <= 1e-5);
     let (ec, eg) = (cpu.evaluate(&c.params).unwrap(), other.evaluate(&c.params).unwrap());

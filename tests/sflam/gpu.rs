@@ -19,7 +19,7 @@ fn wgpu_without_the_feature_is_a_clear_error() {
 
 #[cfg(feature = "gpu")]
 mod on_the_gpu {
-    use crate::backends::{max_abs_diff, scenario, updates_match_the_cpu};
+    use crate::backends::{params_diff, scenario, updates_match_the_cpu};
     use burn::tensor::{Tensor, TensorData};
     use sflam::train::{BackendKind, Trainer, backend_device};
 
@@ -71,9 +71,6 @@ mod on_the_gpu {
         }
         let cpu32 = sflam::train::trainer_of(&scenario("flex", "momentum = 0.0\n")).unwrap();
         let start = cpu32.initial_params();
-        let both = |a: &sflam::train::Params, b: &sflam::train::Params| {
-            max_abs_diff(&a.server, &b.server).max(max_abs_diff(&a.device, &b.device))
-        };
         for p in ["f16", "bf16"] {
             let extra = format!("momentum = 0.0\nprecision = \"{p}\"\n");
             let gpu = match sflam::train::trainer_of(&scenario("wgpu", &extra)) {
@@ -91,7 +88,7 @@ mod on_the_gpu {
                     if whole { t.whole_update(&start, 2, 1) } else { t.split_update(&start, 1, 0, Some(8)) }
                 };
                 let (c, g, f) = (run(&cpu).unwrap(), run(&gpu).unwrap(), run(&cpu32).unwrap());
-                let (apart, scale) = (both(&g.params, &c.params), both(&c.params, &f.params));
+                let (apart, scale) = (params_diff(&g.params, &c.params), params_diff(&c.params, &f.params));
                 eprintln!(
                     "{p} {}: loss cpu {} gpu {}, max |dw| gpu-cpu {apart:e}, cpu {p}-f32 {scale:e}",
                     if whole { "whole" } else { "split" },
@@ -148,7 +145,7 @@ mod on_the_gpu {
         let start = gpu.initial_params();
         let a = gpu.split_update(&start, 0, 0, Some(8)).unwrap();
         let b = gpu.split_update(&start, 0, 0, Some(8)).unwrap();
-        let d = max_abs_diff(&a.params.server, &b.params.server).max(max_abs_diff(&a.params.device, &b.params.device));
+        let d = params_diff(&a.params, &b.params);
         eprintln!("same seed twice: max |dw| {d:e}");
         assert!(d <= 1e-6, "{d:e}");
     }

@@ -2,6 +2,7 @@
 //! against a whole-model reference, aggregation, independence of copies,
 //! thread-count independence, checkpoints and timm import.
 
+use crate::backends::{max_abs_diff, params_diff};
 use sflam::config::{FrameworkKind, Scenario, load_scenario_str};
 use sflam::train::data::{DatasetKind, dirichlet_partition, load, synthetic};
 use sflam::train::params::{to_flat, weighted_average};
@@ -141,7 +142,7 @@ fn split_fp32_update_equals_the_whole_model_update() {
     let start = t.initial_params();
     let split = t.split_update(&start, 2, 0, None).unwrap();
     let whole = t.whole_update(&start, 2, 0).unwrap();
-    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let diff = max_abs_diff;
     assert!(diff(&split.params.device, &whole.params.device) < 1e-5);
     assert!(diff(&split.params.server, &whole.params.server) < 1e-5);
     assert!((split.loss - whole.loss).abs() < 1e-5);
@@ -529,11 +530,6 @@ fn sgd_update(
     (start, u.unwrap())
 }
 
-/// The largest difference of two equally long vectors.
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
-}
-
 #[test]
 fn micro_batches_give_the_full_batch_gradient_at_any_thread_count() {
     // The reference is the update from the whole batch at once: cutting
@@ -541,7 +537,7 @@ fn micro_batches_give_the_full_batch_gradient_at_any_thread_count() {
     // the same weights (to float summation order) and the same loss, for a
     // whole-model update and for a split one (whose parts are the
     // server's: the 8-bit message is the whole batch's, the same bytes).
-    let (update, diff) = (sgd_update, max_diff);
+    let (update, diff) = (sgd_update, max_abs_diff);
     for framework in ["fl", "sflam"] {
         let (start, whole) = update(framework, "", 1);
         let (_, parts) = update(framework, "micro_batches = 4\n", 1);
@@ -1271,16 +1267,14 @@ fn mixed_products_are_autocasts_rounded_operands_and_result() {
 /// with micro-batches (the CPU's determinism holds).
 #[test]
 fn mixed_updates_track_f32_and_stay_deterministic() {
-    let diff = max_diff;
     for framework in ["fl", "sflam"] {
         let update = |extra: &str, threads: usize| sgd_update(framework, extra, threads);
         let (start, full) = update("", 1);
         let (_, full_parts) = update("micro_batches = 4\n", 1);
-        let moved = diff(&full.params.server, &start.server).max(diff(&full.params.device, &start.device));
+        let moved = params_diff(&full.params, &start);
         for p in ["f16", "bf16"] {
             let (_, half) = update(&format!("precision = \"{p}\"\n"), 1);
-            let apart =
-                diff(&half.params.server, &full.params.server).max(diff(&half.params.device, &full.params.device));
+            let apart = params_diff(&half.params, &full.params);
             eprintln!(
                 "{framework} {p}: update {moved:e}, against f32 {apart:e}, loss {} against {}",
                 half.loss, full.loss
@@ -1301,11 +1295,8 @@ fn mixed_updates_track_f32_and_stay_deterministic() {
             // The parts' copies of the model keep the setting: apart from
             // f32's parts by about as much as the whole batch is from f32's
             // whole batch, not by summation order alone (hundreds of times less).
-            let both = |a: &sflam::train::Params, b: &sflam::train::Params| {
-                diff(&a.server, &b.server).max(diff(&a.device, &b.device))
-            };
-            let order = both(&full_parts.params, &full.params);
-            let parted = both(&one.params, &full_parts.params);
+            let order = params_diff(&full_parts.params, &full.params);
+            let parted = params_diff(&one.params, &full_parts.params);
             eprintln!(
                 "{framework} {p} in parts: against f32's parts {parted:e}, f32's parts against its whole {order:e}"
             );
@@ -1356,7 +1347,7 @@ fn an_f16_step_that_overflows_is_taken_again_at_half_the_scale() {
     assert!(scale.factor() >= 1.0);
     let (start, full, half) = (flat(&m0), flat(&full), flat(&half));
     assert!(half.iter().all(|v| v.is_finite()));
-    let (moved, apart) = (max_diff(&full, &start), max_diff(&half, &full));
+    let (moved, apart) = (max_abs_diff(&full, &start), max_abs_diff(&half, &full));
     eprintln!("update {moved:e}, f16 against f32 {apart:e}");
     assert!(apart <= 0.01 * moved, "f16 after halving is {apart:e} from f32 (update {moved:e})");
 }

@@ -114,12 +114,19 @@ fn dense_layer(layer: &Linear, x: Tensor<3>, p: Precision) -> Tensor<3> {
 /// backend sums in f32 (flex: its bf16 product converts to f32; CubeCL:
 /// f32 accumulators).
 fn mixed<const D: usize>(a: Tensor<D>, b: Tensor<D>, p: Precision) -> Tensor<D> {
-    let dtype = match p {
-        Precision::F32 => return a.matmul(b),
-        Precision::F16 => FloatDType::F16,
-        Precision::Bf16 => FloatDType::BF16,
-    };
-    a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32)
+    match half_dtype(p) {
+        Some(dtype) => a.cast(dtype).matmul(b.cast(dtype)).cast(FloatDType::F32),
+        None => a.matmul(b),
+    }
+}
+
+/// The type `p` casts the products' operands to; None at f32.
+pub fn half_dtype(p: Precision) -> Option<FloatDType> {
+    match p {
+        Precision::F32 => None,
+        Precision::F16 => Some(FloatDType::F16),
+        Precision::Bf16 => Some(FloatDType::BF16),
+    }
 }
 
 /// timm's `Mlp`: fc1 -> GELU -> fc2.

@@ -696,11 +696,7 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
 /// clear error naming both settings and the formats it has, instead of a
 /// panic at the first cast.
 pub fn check_precision(device: &Device, p: Precision, backend: BackendKind) -> Result<()> {
-    let has = |p: Precision| match p {
-        Precision::F32 => true,
-        Precision::F16 => device.supports_dtype(burn::tensor::DType::F16),
-        Precision::Bf16 => device.supports_dtype(burn::tensor::DType::BF16),
-    };
+    let has = |p: Precision| super::model::half_dtype(p).is_none_or(|t| device.supports_dtype(t));
     if has(p) {
         return Ok(());
     }

@@ -5,10 +5,10 @@
 //! `python3 benches/train_step_torch.py`. `cargo bench --bench train_step`.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::AdamConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sflam::train::model::SplitVit;
+use sflam::train::optim::Adam;
 use sflam::train::training::{LossScale, whole_step};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ fn step(c: &mut Criterion) {
     let vit = sflam::workload::vit_config("vit-small-32").unwrap();
     let device = Device::flex().autodiff();
     let mut model = SplitVit::new(vit, &device);
-    let mut opt = AdamConfig::new().init();
+    let mut opt = Adam::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let x = Tensor::<4>::random([64, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(TensorData::new((0..64).map(|i| (i % 10) as i64).collect(), [64]), &device);

@@ -9,10 +9,10 @@
 //! `benches/train_step_torch.py` (the same step in PyTorch) in one sitting.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::AdamConfig;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use clap::Parser;
 use sflam::train::model::SplitVit;
+use sflam::train::optim::Adam;
 use sflam::train::training::whole_step;
 use sflam::train::training::{LossScale, check_precision};
 use sflam::train::{BackendKind, Precision, backend_device};
@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     let device = backend_device(kind, a.gpu_index)?.autodiff();
     check_precision(&device, precision, kind)?;
     let mut model = SplitVit::new(vit, &device).with_precision(precision);
-    let mut opt = AdamConfig::new().init();
+    let mut opt = Adam::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let b = a.batch;
     let x = Tensor::<4>::random([b, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);

@@ -1351,3 +1351,135 @@ fn an_f16_step_that_overflows_is_taken_again_at_half_the_scale() {
     eprintln!("update {moved:e}, f16 against f32 {apart:e}");
     assert!(apart <= 0.01 * moved, "f16 after halving is {apart:e} from f32 (update {moved:e})");
 }
+
+/// Every gradient of `m` in `grads`, flattened in visiting order.
+fn grads_of<M: burn::module::Module>(m: &M, grads: &burn::optim::GradientsParams) -> Vec<f32> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    struct Get<'a>(&'a burn::optim::GradientsParams, Vec<f32>);
+    impl ModuleVisitor for Get<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let g = self.0.get::<D>(param.id).expect("a gradient for every parameter");
+            self.1.extend(g.into_data().iter::<f32>());
+        }
+    }
+    let mut get = Get(grads, Vec::new());
+    m.visit(&mut get);
+    get.1
+}
+
+/// A small whole model, a batch and a step function for the optimizer
+/// tests: `steps` whole-model steps with `opt` from `m`.
+fn optimizer_bench() -> (
+    sflam::train::model::SplitVit,
+    impl Fn(sflam::train::model::SplitVit, &mut burn::optim::ModuleOptimizer, usize) -> sflam::train::model::SplitVit,
+) {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+    use sflam::train::training::{LossScale, whole_step};
+    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
+    let device = Device::flex().autodiff();
+    let m0 = sflam::train::model::SplitVit::new(vit, &device);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let x = Tensor::<4>::random([8, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|i| (i % 10) as i64).collect(), [8]), &device);
+    let step = move |mut m, opt: &mut burn::optim::ModuleOptimizer, steps: usize| {
+        for _ in 0..steps {
+            let mut none = LossScale::NONE;
+            m = whole_step(m, opt, 0.01, &loss_fn, x.clone(), y.clone(), 1, &mut none).unwrap().0;
+        }
+        m
+    };
+    (m0, step)
+}
+
+/// The fused optimizer steps (`sflam::train::optim`, one kernel pass per
+/// parameter on flex) give exactly Burn's Adam's and SGD's weights (with
+/// momentum 0.9 and dampening 0, the trainer's setting, and without)
+/// over three steps, and so does their Burn-ops path (other backends').
+/// Their states are Burn's format: a state Burn wrote continues in the
+/// fused optimizer, and one the fused optimizer wrote continues in Burn's,
+/// to the same bits.
+#[test]
+fn fused_optimizers_give_burns_bits_and_share_its_states() {
+    use burn::optim::momentum::MomentumConfig;
+    use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+    use sflam::train::optim::{Adam, Sgd};
+    let (m0, step) = optimizer_bench();
+    let flat = |m: &sflam::train::model::SplitVit| {
+        let mut v = to_flat(&m.device_side);
+        v.extend(to_flat(&m.server_side));
+        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+    };
+    let sgd = |momentum: f64| {
+        let momentum = (momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov: false });
+        SgdConfig::new().with_momentum(momentum).init()
+    };
+    type Make = Box<dyn Fn() -> ModuleOptimizer>;
+    let cases: [(&str, Make, Make, Make); 3] = [
+        (
+            "adam",
+            Box::new(|| AdamConfig::new().init()),
+            Box::new(|| Adam::new().init()),
+            Box::new(|| Adam::unfused().init()),
+        ),
+        (
+            "sgd momentum",
+            Box::new(move || sgd(0.9)),
+            Box::new(|| Sgd::new(0.9).init()),
+            Box::new(|| Sgd::unfused(0.9).init()),
+        ),
+        ("sgd", Box::new(move || sgd(0.0)), Box::new(|| Sgd::new(0.0).init()), Box::new(|| Sgd::unfused(0.0).init())),
+    ];
+    for (name, burn_opt, fused, unfused) in cases {
+        let (mut b, mut f, mut u) = (burn_opt(), fused(), unfused());
+        let want = step(m0.clone(), &mut b, 3);
+        assert_ne!(flat(&want), flat(&m0), "{name}: the steps moved the weights");
+        assert!(flat(&step(m0.clone(), &mut f, 3)) == flat(&want), "{name}: fused against Burn's");
+        assert!(flat(&step(m0.clone(), &mut u, 3)) == flat(&want), "{name}: Burn-ops path against Burn's");
+        // Two steps in one optimizer, its state carried over in bytes to
+        // the other for the third.
+        for (first, second, what) in
+            [(&burn_opt, &fused, "Burn's state, fused step"), (&fused, &burn_opt, "fused state, Burn's step")]
+        {
+            let mut a = first();
+            let m = step(m0.clone(), &mut a, 2);
+            let mut c = second().from_bytes(a.into_bytes().unwrap()).unwrap();
+            assert!(flat(&step(m, &mut c, 1)) == flat(&want), "{name}: {what}");
+        }
+    }
+}
+
+/// The micro-batches' gradients summed by `sflam::train::optim::sum_in_order`
+/// (one pass per parameter, in place on flex) are exactly Burn's
+/// `GradientsAccumulator`'s fed the parts in order.
+#[test]
+fn parts_sum_in_order_as_burns_accumulator() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{GradientsAccumulator, GradientsParams};
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+    let (m, _) = optimizer_bench();
+    let device = Device::flex().autodiff();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
+    let xs: Vec<Tensor<4>> = (0..5)
+        .map(|_| Tensor::random([4, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device))
+        .collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3, 5, 7], [4]), &device);
+    let parts = || -> Vec<GradientsParams> {
+        xs.iter()
+            .map(|x| GradientsParams::from_grads(loss_fn.forward(m.forward(x.clone()), y.clone()).backward(), &m))
+            .collect()
+    };
+    let mut acc = GradientsAccumulator::new();
+    for p in parts() {
+        acc.accumulate(&m, p);
+    }
+    let want = grads_of(&m, &acc.grads());
+    let got = grads_of(&m, &sflam::train::optim::sum_in_order(&m, parts()));
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "the sums differ from Burn's");
+    // Not a sum of equal parts: the five batches' gradients differ.
+    let single = grads_of(&m, &parts().remove(0));
+    assert!(max_abs_diff(&single.iter().map(|g| g * 5.0).collect::<Vec<_>>(), &want) > 1e-6);
+}

@@ -547,6 +547,172 @@ pub fn product(a: &[f32], b: &[f32]) -> Vec<f32> {
     out
 }
 
+/// One Adam step's scalars, formed from the configuration and the step
+/// count t as Burn's `Adam` (burn-optim 0.22) forms them, so that
+/// [`adam`] gives its bits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamScalars {
+    /// The first moment's decay beta_1 [1].
+    pub beta_1: f32,
+    /// The second moment's decay beta_2 [1].
+    pub beta_2: f32,
+    /// sqrt(1 - beta_2^t) / (1 - beta_1^t): both bias corrections [1].
+    pub correction: f32,
+    /// epsilon sqrt(1 - beta_2^t): the denominator's floor [1].
+    pub floor: f32,
+    /// The learning rate [1].
+    pub lr: f32,
+}
+
+/// One Adam step of the weights `w` with gradient `g` and the moments
+/// `(m, v)` of the steps before (None at the first): returns the new
+/// weights and moments `[w', m', v']` [1] with, per element,
+/// m' = m beta_1 + g (1 - beta_1) (first step: g (1 - beta_1)),
+/// v' = v beta_2 + g^2 (1 - beta_2) (first step: g^2 (1 - beta_2)),
+/// w' = w - (m' correction) / (sqrt(v') + floor) lr,
+/// each operation rounded in Burn's order: its bits, in one pass over the
+/// values instead of thirteen, in tasks on the current rayon pool.
+///
+/// # Panics
+/// If the slices differ in length (a caller's bug).
+pub fn adam(w: &[f32], g: &[f32], moments: Option<(&[f32], &[f32])>, s: AdamScalars) -> [Vec<f32>; 3] {
+    adam_at(Level::detect(), w, g, moments, s)
+}
+
+/// [`adam`] compiled for `level`'s vector unit (a level this CPU lacks
+/// runs the baseline).
+pub fn adam_at(level: Level, w: &[f32], g: &[f32], moments: Option<(&[f32], &[f32])>, s: AdamScalars) -> [Vec<f32>; 3] {
+    type Out<'a> = [&'a mut [MaybeUninit<f32>]; 3];
+    fn first(level: Level, w: &[f32], g: &[f32], s: AdamScalars, out: Out) {
+        dispatch!(level, adam_first_loop(w: &[f32], g: &[f32], s: AdamScalars, out: Out))
+    }
+    fn next(level: Level, w: &[f32], g: &[f32], m: &[f32], v: &[f32], s: AdamScalars, out: Out) {
+        dispatch!(level, adam_loop(w: &[f32], g: &[f32], m: &[f32], v: &[f32], s: AdamScalars, out: Out))
+    }
+    assert_eq!(w.len(), g.len(), "adam: weights and gradient differ in length");
+    let c = TASK_VALUES;
+    // SAFETY: each loop writes every element of its three chunks (they
+    // assert equal lengths), and the chunks of all cover them alike.
+    unsafe {
+        written(w.len(), |[a, b, d]| {
+            let outs = a.par_chunks_mut(c).zip(b.par_chunks_mut(c)).zip(d.par_chunks_mut(c));
+            let inputs = w.par_chunks(c).zip(g.par_chunks(c));
+            match moments {
+                None => inputs.zip(outs).for_each(|((w, g), ((a, b), d))| first(level, w, g, s, [a, b, d])),
+                Some((m, v)) => {
+                    assert!(m.len() == w.len() && v.len() == w.len(), "adam: moments differ in length");
+                    inputs
+                        .zip(m.par_chunks(c).zip(v.par_chunks(c)))
+                        .zip(outs)
+                        .for_each(|(((w, g), (m, v)), ((a, b), d))| next(level, w, g, m, v, s, [a, b, d]))
+                }
+            }
+        })
+    }
+}
+
+#[inline(always)]
+fn adam_first_loop(w: &[f32], g: &[f32], s: AdamScalars, [wo, mo, vo]: [&mut [MaybeUninit<f32>]; 3]) {
+    assert!(g.len() == w.len() && wo.len() == w.len() && mo.len() == w.len() && vo.len() == w.len());
+    let (keep_1, keep_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
+    for ((((&w, &g), wo), mo), vo) in w.iter().zip(g).zip(wo.iter_mut()).zip(mo.iter_mut()).zip(vo.iter_mut()) {
+        let m = g * keep_1;
+        let v = (g * g) * keep_2;
+        mo.write(m);
+        vo.write(v);
+        wo.write(w - (m * s.correction) / (v.sqrt() + s.floor) * s.lr);
+    }
+}
+
+#[inline(always)]
+fn adam_loop(w: &[f32], g: &[f32], m: &[f32], v: &[f32], s: AdamScalars, [wo, mo, vo]: [&mut [MaybeUninit<f32>]; 3]) {
+    let n = w.len();
+    assert!(g.len() == n && m.len() == n && v.len() == n && wo.len() == n && mo.len() == n && vo.len() == n);
+    let (keep_1, keep_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
+    let outs = wo.iter_mut().zip(mo.iter_mut()).zip(vo.iter_mut());
+    for (((&w, &g), (&m, &v)), ((wo, mo), vo)) in w.iter().zip(g).zip(m.iter().zip(v)).zip(outs) {
+        let m = m * s.beta_1 + g * keep_1;
+        let v = v * s.beta_2 + (g * g) * keep_2;
+        mo.write(m);
+        vo.write(v);
+        wo.write(w - (m * s.correction) / (v.sqrt() + s.floor) * s.lr);
+    }
+}
+
+/// One SGD step of the weights `w` with gradient `g`, with momentum when
+/// `velocity` (the velocity of the steps before) is given: returns
+/// w' = w - u lr [1], and with momentum the new velocity
+/// u = g keep + velocity momentum [1] (`keep` = 1 - dampening); without,
+/// u = g (also the first momentum step's velocity, which the caller keeps
+/// as `g` itself). Each operation rounded in Burn's `Sgd` order: its bits,
+/// in one pass, in tasks on the current rayon pool.
+///
+/// # Panics
+/// If the slices differ in length (a caller's bug).
+pub fn sgd(
+    w: &[f32],
+    g: &[f32],
+    velocity: Option<&[f32]>,
+    momentum: f32,
+    keep: f32,
+    lr: f32,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    assert_eq!(w.len(), g.len(), "sgd: weights and gradient differ in length");
+    let c = TASK_VALUES;
+    match velocity {
+        // SAFETY: each task writes every element of its chunk, and the
+        // chunks of all cover them alike.
+        None => {
+            let [wo] = unsafe {
+                written(w.len(), |[wo]| {
+                    w.par_chunks(c).zip(g.par_chunks(c)).zip(wo.par_chunks_mut(c)).for_each(|((w, g), wo)| {
+                        wo.iter_mut().zip(w.iter().zip(g)).for_each(|(o, (w, g))| {
+                            o.write(w - g * lr);
+                        })
+                    })
+                })
+            };
+            (wo, None)
+        }
+        Some(u) => {
+            assert_eq!(u.len(), w.len(), "sgd: velocity differs in length");
+            // SAFETY: as above, for both outputs.
+            let [wo, uo] = unsafe {
+                written(w.len(), |[wo, uo]| {
+                    let inputs = w.par_chunks(c).zip(g.par_chunks(c)).zip(u.par_chunks(c));
+                    inputs.zip(wo.par_chunks_mut(c).zip(uo.par_chunks_mut(c))).for_each(|(((w, g), u), (wo, uo))| {
+                        let outs = wo.iter_mut().zip(uo.iter_mut());
+                        for (((&w, &g), &u), (wo, uo)) in w.iter().zip(g).zip(u).zip(outs) {
+                            let u = g * keep + u * momentum;
+                            uo.write(u);
+                            wo.write(w - u * lr);
+                        }
+                    })
+                })
+            };
+            (wo, Some(uo))
+        }
+    }
+}
+
+/// Adds `rest` onto `first` element-wise in their order,
+/// ((first + r0) + r1) + ..., as adding them one at a time would: in one
+/// pass over each, in place, in tasks on the current rayon pool [1].
+///
+/// # Panics
+/// If the slices differ in length (a caller's bug).
+pub fn add_in_order(first: &mut [f32], rest: &[&[f32]]) {
+    let n = first.len();
+    assert!(rest.iter().all(|p| p.len() == n), "add_in_order: parts differ in length");
+    let c = TASK_VALUES;
+    first.par_chunks_mut(c).enumerate().for_each(|(k, out)| {
+        let range = k * c..k * c + out.len();
+        for p in rest {
+            out.iter_mut().zip(&p[range.clone()]).for_each(|(o, v)| *o += v);
+        }
+    })
+}
+
 #[inline(always)]
 fn layer_norm_backward_loop(
     xhat: &[f32],
@@ -745,6 +911,72 @@ mod tests {
                 let sums = (bits(&ngg), bits(&ngb), bits(&column_sums(&g, row)));
                 assert_eq!(sums_seen.get_or_insert(sums.clone()), &sums, "gamma's and beta's on {threads} threads");
             });
+        }
+    }
+
+    /// Adam, SGD with and without momentum, and the ordered sum: near an
+    /// f64 evaluation of the same formulas (a second step from the
+    /// first's moments included), and the same bits at every vector level
+    /// and on pools of 1 and 3 threads, over several tasks with a short
+    /// last one.
+    #[test]
+    fn optimizer_steps_and_ordered_sums_match_f64_at_every_level_and_thread_count() {
+        let n = 2 * TASK_VALUES + 1001;
+        let val = |i: usize, a: usize, s: f32| ((i * a % 10007) as f32 - 5003.0) * s;
+        let w: Vec<f32> = (0..n).map(|i| val(i, 7919, 1e-4)).collect();
+        let g: Vec<f32> = (0..n).map(|i| val(i, 31, 1e-5)).collect();
+        let g2: Vec<f32> = (0..n).map(|i| val(i, 131, 2e-5)).collect();
+        let s = |t: i32| {
+            let (beta_1, beta_2, eps) = (0.9f32, 0.999f32, 1e-5f32);
+            let root = (1.0 - beta_2.powi(t)).sqrt();
+            AdamScalars { beta_1, beta_2, correction: root / (1.0 - beta_1.powi(t)), floor: eps * root, lr: 1e-3 }
+        };
+        // Two Adam steps and two momentum steps in f64.
+        let (mut want_adam, mut want_sgd) = (vec![0.0; n], vec![0.0; n]);
+        for i in 0..n {
+            let (b1, b2, eps, lr) = (0.9f64, 0.999f64, 1e-5f64, 1e-3f64);
+            let (mut w_a, mut m, mut v) = (w[i] as f64, 0.0, 0.0);
+            for (t, g) in [(1, g[i] as f64), (2, g2[i] as f64)] {
+                m = b1 * m + (1.0 - b1) * g;
+                v = b2 * v + (1.0 - b2) * g * g;
+                let (m_hat, v_hat) = (m / (1.0 - b1.powi(t)), v / (1.0 - b2.powi(t)));
+                w_a -= lr * m_hat / (v_hat.sqrt() + eps);
+            }
+            want_adam[i] = w_a;
+            let u = g2[i] as f64 * 1.0 + g[i] as f64 * 0.9;
+            want_sgd[i] = w[i] as f64 - g[i] as f64 * 0.1 - u * 0.1;
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut seen = None;
+        for level in [Level::Base, Level::Avx2, Level::Avx512] {
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| {
+                    let [w1, m1, v1] = adam_at(level, &w, &g, None, s(1));
+                    let [w2, m2, v2] = adam_at(level, &w1, &g2, Some((&m1, &v1)), s(2));
+                    let (s1, none) = sgd(&w, &g, None, 0.9, 1.0, 0.1);
+                    assert!(none.is_none());
+                    let (s2, u2) = sgd(&s1, &g2, Some(&g), 0.9, 1.0, 0.1);
+                    let mut sum = w.clone();
+                    add_in_order(&mut sum, &[&g, &g2]);
+                    [w2, m2, v2, s2, u2.unwrap(), sum].map(|v| bits(&v))
+                });
+                assert_eq!(seen.get_or_insert(got.clone()), &got, "{level:?} on {threads} threads");
+            }
+        }
+        let [w2, _, _, s2, _, sum] = seen.unwrap().map(|b| b.into_iter().map(f32::from_bits).collect::<Vec<_>>());
+        for i in 0..n {
+            // The update is about lr per step, computed from values near
+            // 1e-2 relative apart at worst (sqrt(v) + floor); w itself is
+            // rounded to f32 (2^-24 relative).
+            let tol = 1e-7 + 6e-8 * w[i].abs() as f64;
+            assert!((w2[i] as f64 - want_adam[i]).abs() < tol, "adam at {i}: {} against {}", w2[i], want_adam[i]);
+            assert!((s2[i] as f64 - want_sgd[i]).abs() < tol, "sgd at {i}: {} against {}", s2[i], want_sgd[i]);
+            let exact = w[i] as f64 + g[i] as f64 + g2[i] as f64;
+            // Two roundings, each within half a unit of the partial sums.
+            let size = (w[i].abs() + g[i].abs() + g2[i].abs()) as f64;
+            assert!((sum[i] as f64 - exact).abs() <= f32::EPSILON as f64 * size, "sum at {i}");
+            assert_eq!(sum[i], (w[i] + g[i]) + g2[i], "the sum's order at {i}");
         }
     }
 

@@ -21,6 +21,7 @@ pub mod framework;
 pub mod import;
 pub mod model;
 pub mod ops;
+pub mod optim;
 pub mod params;
 pub mod training;
 pub mod wire;

@@ -220,7 +220,7 @@ pub fn norm<const D: usize>(layer: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
 }
 
 /// Whether `device` is Burn's flex CPU backend (with or without autodiff).
-fn on_flex(device: &Device) -> bool {
+pub(crate) fn on_flex(device: &Device) -> bool {
     device.clone().inner() == Device::flex()
 }
 

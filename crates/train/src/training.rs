@@ -21,8 +21,7 @@ use crate::workload::VitConfig;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLoss;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
@@ -209,14 +208,8 @@ impl Trainer {
 
     fn optimizer(&self) -> ModuleOptimizer {
         match self.settings.optimizer {
-            OptimizerKind::Sgd => SgdConfig::new()
-                .with_momentum((self.settings.momentum > 0.0).then_some(MomentumConfig {
-                    momentum: self.settings.momentum,
-                    dampening: 0.0,
-                    nesterov: false,
-                }))
-                .init(),
-            OptimizerKind::Adam => AdamConfig::new().init(),
+            OptimizerKind::Sgd => super::optim::Sgd::new(self.settings.momentum).init(),
+            OptimizerKind::Adam => super::optim::Adam::new().init(),
         }
     }
 
@@ -626,14 +619,13 @@ fn in_parts<M: Module + Sync, R: Send>(
             part(&fork(m), start, end - start, (end - start) as f64 / b as f64)
         })
         .collect::<Result<_>>()?;
-    let mut acc = GradientsAccumulator::new();
-    let (mut outs, mut loss) = (Vec::with_capacity(micro), 0.0);
-    for (grads, out, l) in parts {
-        acc.accumulate(m, grads);
+    let (mut grads, mut outs, mut loss) = (Vec::with_capacity(micro), Vec::with_capacity(micro), 0.0);
+    for (g, out, l) in parts {
+        grads.push(g);
         outs.push(out);
         loss += l;
     }
-    Ok((acc.grads(), outs, loss))
+    Ok((super::optim::sum_in_order(m, grads), outs, loss))
 }
 
 /// The same parameters (data shared, ParamIds kept) as fresh autodiff
@@ -696,7 +688,12 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
 /// clear error naming both settings and the formats it has, instead of a
 /// panic at the first cast.
 pub fn check_precision(device: &Device, p: Precision, backend: BackendKind) -> Result<()> {
-    let has = |p: Precision| super::model::half_dtype(p).is_none_or(|t| device.supports_dtype(t));
+    precision_on(p, backend, |p| super::model::half_dtype(p).is_none_or(|t| device.supports_dtype(t)))
+}
+
+/// [`check_precision`] for a device that computes in the formats `has`
+/// says.
+fn precision_on(p: Precision, backend: BackendKind, has: impl Fn(Precision) -> bool) -> Result<()> {
     if has(p) {
         return Ok(());
     }
@@ -797,4 +794,28 @@ fn init_params<M: Module>(m: M, rng: &mut crate::sim::rng::Rng) -> M {
         }
     }
     m.map(&mut Init { rng, path: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device without bf16 (wgpu's Vulkan, whose bf16 has no
+    /// arithmetic in CubeCL 0.11) refuses it naming both settings and the
+    /// formats it has, and takes the others; flex has all three.
+    #[test]
+    fn a_format_the_device_lacks_is_refused_with_the_ones_it_has() {
+        let vulkan = |p: Precision| p != Precision::Bf16;
+        let e = precision_on(Precision::Bf16, BackendKind::Wgpu, vulkan).unwrap_err().to_string();
+        for part in ["training.precision = \"bf16\"", "training.backend = \"wgpu\"", "allowed here: \"f32\", \"f16\""] {
+            assert!(e.contains(part), "{e}");
+        }
+        assert!(matches!(precision_on(Precision::Bf16, BackendKind::Wgpu, vulkan), Err(Error::Input(_))));
+        for p in [Precision::F32, Precision::F16] {
+            assert!(precision_on(p, BackendKind::Wgpu, vulkan).is_ok());
+        }
+        for &p in Precision::ALL {
+            assert!(check_precision(&Device::flex(), p, BackendKind::Flex).is_ok(), "flex computes in {p}");
+        }
+    }
 }

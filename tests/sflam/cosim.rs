@@ -34,6 +34,8 @@ fn sl_relays_one_device_at_a_time() {
         // fp32 activations.
         assert!(rows.iter().all(|d| d.bits == 32));
     }
+    // No training: no loss scale to count.
+    assert!(sink.rounds.iter().all(|r| r.loss_scale_halvings.is_none()));
 }
 
 #[test]
@@ -112,8 +114,11 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
             .map(|d| Work { device: d.device, bits: d.bits })
             .collect();
         work.sort_by_key(|w| w.device);
-        fw.round(&t, &mut state, r.round, &work).unwrap();
+        let stats = fw.round(&t, &mut state, r.round, &work).unwrap();
         assert_eq!(Some(fw.evaluate(&t, &state).unwrap().accuracy), r.accuracy, "round {}", r.round);
+        // f32 scales nothing: no step is taken again.
+        assert_eq!(r.loss_scale_halvings, Some(stats.halvings()));
+        assert_eq!(stats.halvings(), 0);
     }
     // And the same run again is identical (seeded, thread-count independent).
     let mut s2 = s.clone();
@@ -192,4 +197,35 @@ fn hierarchical_aggregation_edges_every_round_cloud_every_k() {
     }
     // Between cloud rounds the global model does not move.
     assert_eq!(sink.rounds[0].accuracy, Some(t.evaluate(&t.initial_params()).unwrap().accuracy));
+}
+
+/// f16 with a first loss scale of 2^24 (which overflows f16's gradients
+/// here): every round that trained counts the steps it took again at half
+/// the scale, the replay outside the simulation counts the same, and a
+/// round nobody finished counts none.
+#[test]
+fn f16_steps_taken_again_are_counted_in_the_rounds_trace() {
+    let s = scenario(
+        "[training]\nenabled = true\ndataset = \"synthetic\"\nmin_samples = 20\nbatch = 16\neval_samples = 100\n\
+         eval_every = 3\nprecision = \"f16\"\nloss_scale_log2 = 24\n",
+    );
+    let sink = run(&s);
+    let t = sflam::train::trainer_of(&s).unwrap();
+    let fw = framework(s.training.framework);
+    let mut state = ModelState { global: t.initial_params(), local: Default::default() };
+    for r in &sink.rounds {
+        let mut work: Vec<Work> = sink
+            .device_rounds
+            .iter()
+            .filter(|d| d.round == r.round && d.outcome == Outcome::Finished)
+            .map(|d| Work { device: d.device, bits: d.bits })
+            .collect();
+        work.sort_by_key(|w| w.device);
+        let stats = fw.round(&t, &mut state, r.round, &work).unwrap();
+        assert_eq!(r.loss_scale_halvings, Some(stats.halvings()), "round {}", r.round);
+        // Each participant's update starts at 2^24 and halves at least once.
+        assert!(stats.loss_scale_halvings.iter().all(|&h| h >= 1), "round {}: {stats:?}", r.round);
+        assert_eq!(stats.loss_scale_halvings.len(), r.finished as usize);
+    }
+    assert!(sink.rounds.iter().any(|r| r.finished > 0));
 }

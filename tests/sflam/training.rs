@@ -1340,11 +1340,14 @@ fn an_f16_step_that_overflows_is_taken_again_at_half_the_scale() {
     let mut none = LossScale::NONE;
     let (full, _) = step(Precision::F32, &mut none);
     assert_eq!(none, LossScale::NONE);
+    assert_eq!(none.halvings(), 0);
     let mut scale = LossScale::first(Precision::F16, 24);
     let (half, loss) = step(Precision::F16, &mut scale);
     eprintln!("loss {loss}, scale after the step 2^{}", scale.factor().log2());
     assert!(scale.factor() < (24f32).exp2(), "2^24 must overflow here");
     assert!(scale.factor() >= 1.0);
+    // Each halving counted: 2^24 down to the scale the step ended at.
+    assert_eq!(scale.halvings() as f32, 24.0 - scale.factor().log2());
     let (start, full, half) = (flat(&m0), flat(&full), flat(&half));
     assert!(half.iter().all(|v| v.is_finite()));
     let (moved, apart) = (max_abs_diff(&full, &start), max_abs_diff(&half, &full));

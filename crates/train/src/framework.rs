@@ -32,6 +32,9 @@ pub struct RoundStats {
     pub losses: Vec<f64>,
     /// Uplink activation bytes of each participant [B].
     pub wire_bytes: Vec<u64>,
+    /// Steps each participant computed again at half the loss scale
+    /// (f16) [steps].
+    pub loss_scale_halvings: Vec<u32>,
 }
 
 impl RoundStats {
@@ -39,7 +42,14 @@ impl RoundStats {
         RoundStats {
             losses: updates.iter().map(|u| u.loss).collect(),
             wire_bytes: updates.iter().map(|u| u.wire_bytes).collect(),
+            loss_scale_halvings: updates.iter().map(|u| u.loss_scale_halvings).collect(),
         }
+    }
+
+    /// Steps computed again at half the loss scale, over the participants
+    /// [steps].
+    pub fn halvings(&self) -> u32 {
+        self.loss_scale_halvings.iter().fold(0u32, |sum, &h| sum.saturating_add(h))
     }
 
     /// Mean training loss over the participants [nat]; None when nobody trained.

@@ -187,6 +187,9 @@ sflam_core::row! {
         pub test_loss: Option<f64>,
         /// Global model's test accuracy [1].
         pub accuracy: Option<f64>,
+        /// Steps computed again at half the loss scale
+        /// (`training.precision = "f16"`), over the participants [steps].
+        pub loss_scale_halvings: u32,
         /// Wall time of the round [s]: the one column that varies between runs.
         pub wall_s: f64,
     }
@@ -411,6 +414,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
             train_loss: stats.mean_loss(),
             test_loss: eval.map(|e| e.loss),
             accuracy: eval.map(|e| e.accuracy),
+            loss_scale_halvings: stats.halvings(),
             wall_s: start.elapsed().as_secs_f64(),
         };
         table.push(&row)?;
@@ -504,6 +508,7 @@ impl CoLearner {
             self.edges.insert(cell, (st.global, weight));
             stats.losses.extend(s.losses);
             stats.wire_bytes.extend(s.wire_bytes);
+            stats.loss_scale_halvings.extend(s.loss_scale_halvings);
         }
         if cloud {
             let items: Vec<(f64, &Params)> = self.edges.values().map(|(p, w)| (*w, p)).collect();
@@ -527,7 +532,7 @@ impl crate::engine::Learner for CoLearner {
         round: u32,
         finished: &[crate::engine::Finished],
         aggregation: crate::engine::Aggregation,
-    ) -> Result<(Option<f64>, Option<f64>)> {
+    ) -> Result<crate::engine::Learned> {
         use crate::engine::Aggregation;
         let stats = match aggregation {
             Aggregation::Flat => {
@@ -544,7 +549,7 @@ impl crate::engine::Learner for CoLearner {
         } else {
             None
         };
-        Ok((stats.mean_loss(), acc))
+        Ok(crate::engine::Learned { loss: stats.mean_loss(), accuracy: acc, loss_scale_halvings: stats.halvings() })
     }
 
     fn init_report(&self) -> Option<serde_json::Value> {

@@ -43,6 +43,8 @@ pub struct LocalUpdate {
     pub loss: f64,
     /// Uplink activation bytes over its iterations [B].
     pub wire_bytes: u64,
+    /// Steps computed again at half the loss scale (f16) [steps].
+    pub loss_scale_halvings: u32,
 }
 
 /// Test-set loss [nat] and accuracy [1].
@@ -323,6 +325,7 @@ impl Trainer {
             params: Params { device: to_flat(&dm), server: to_flat(&sm) },
             loss: loss_sum / batches.len().max(1) as f64,
             wire_bytes: bytes,
+            loss_scale_halvings: scale.halvings(),
         })
     }
 
@@ -347,6 +350,7 @@ impl Trainer {
             params: Params { device: to_flat(&m.device_side), server: to_flat(&m.server_side) },
             loss: loss_sum / batches.len().max(1) as f64,
             wire_bytes: 0,
+            loss_scale_halvings: scale.halvings(),
         })
     }
 
@@ -458,16 +462,18 @@ pub fn whole_step(
 pub struct LossScale {
     /// The current factor [1]; None = no scaling.
     factor: Option<f32>,
+    /// Steps computed again at half the scale so far [steps].
+    halvings: u32,
 }
 
 impl LossScale {
     /// No scaling (f32, bf16).
-    pub const NONE: LossScale = LossScale { factor: None };
+    pub const NONE: LossScale = LossScale { factor: None, halvings: 0 };
 
     /// A local update's first scale: 2^`log2` at f16, none otherwise.
     pub fn first(p: Precision, log2: u32) -> LossScale {
         match p {
-            Precision::F16 => LossScale { factor: Some((log2 as f32).exp2()) },
+            Precision::F16 => LossScale { factor: Some((log2 as f32).exp2()), halvings: 0 },
             Precision::F32 | Precision::Bf16 => LossScale::NONE,
         }
     }
@@ -475,6 +481,11 @@ impl LossScale {
     /// The current factor [1] (1 without scaling).
     pub fn factor(self) -> f32 {
         self.factor.unwrap_or(1.0)
+    }
+
+    /// How many steps were computed again at half the scale [steps].
+    pub fn halvings(self) -> u32 {
+        self.halvings
     }
 
     /// The loss to differentiate: `loss` times the factor.
@@ -491,6 +502,7 @@ impl LossScale {
         match self.factor {
             Some(f) if f > 1.0 => {
                 self.factor = Some(f / 2.0);
+                self.halvings += 1;
                 Ok(())
             }
             _ => Err(Error::Numeric {

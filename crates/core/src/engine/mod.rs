@@ -79,23 +79,30 @@ pub enum Aggregation {
 /// The learning half as the engine sees it (co-simulation): called at the
 /// end of every round with the participants that met the deadline, in
 /// device order, with their bits and cells, and how to aggregate. Returns
-/// the round's training loss [nat] and, when it evaluated, the global
-/// model's test accuracy [1].
+/// what the round learned: its training loss, the global model's test
+/// accuracy when it evaluated, the f16 steps taken again ([`Learned`]).
 pub trait Learner {
     /// Samples and per-class counts of every device's data, so the
     /// simulation's data shares are the partition's.
     fn data(&self) -> (Vec<u64>, Vec<Vec<u32>>);
-    fn round(
-        &mut self,
-        round: u32,
-        finished: &[Finished],
-        aggregation: Aggregation,
-    ) -> Result<(Option<f64>, Option<f64>)>;
+    fn round(&mut self, round: u32, finished: &[Finished], aggregation: Aggregation) -> Result<Learned>;
     /// What the initial weights came from (the import report of a
     /// checkpoint), for the run's summary; `None` for a random start.
     fn init_report(&self) -> Option<serde_json::Value> {
         None
     }
+}
+
+/// What a [`Learner`] reports of a round.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Learned {
+    /// Mean training loss of the round's finished participants [nat].
+    pub loss: Option<f64>,
+    /// The global model's test accuracy, in evaluated rounds [1].
+    pub accuracy: Option<f64>,
+    /// Steps computed again at half the loss scale
+    /// (`training.precision = "f16"`), over the participants [steps].
+    pub loss_scale_halvings: u32,
 }
 
 /// Kernel events. Small and `Copy`: payloads live in tables.
@@ -637,7 +644,7 @@ impl<'s> Engine<'s> {
         } else {
             Aggregation::Edge
         };
-        let (loss, accuracy) = match self.learner.as_mut() {
+        let learned = match self.learner.as_mut() {
             Some(l) => {
                 let finished = self.parts.iter().filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))));
                 self.learner_steps += finished.clone().map(|p| p.iterations as u64).sum::<u64>();
@@ -647,9 +654,9 @@ impl<'s> Engine<'s> {
                 let wall = std::time::Instant::now();
                 let out = l.round(r, &done, aggregation)?;
                 self.learner_wall_s += wall.elapsed().as_secs_f64();
-                out
+                Some(out)
             }
-            None => (None, None),
+            None => None,
         };
         let n = self.parts.len();
         let energy_j = sums.energy_cmp_j + sums.energy_com_j;
@@ -676,8 +683,9 @@ impl<'s> Engine<'s> {
             backhaul_s: 0.0,
             backhaul_energy_j: 0.0,
             alloc_wall_s: self.alloc_wall_s,
-            loss,
-            accuracy,
+            loss: learned.and_then(|l| l.loss),
+            accuracy: learned.and_then(|l| l.accuracy),
+            loss_scale_halvings: learned.map(|l| l.loss_scale_halvings),
         };
         let t = &mut self.totals;
         t.scheduled += n as u64;

@@ -62,6 +62,10 @@ crate::row! {
         pub alloc_wall_s: f64,
         pub loss: Option<f64>,
         pub accuracy: Option<f64>,
+        /// Training steps computed again at half the loss scale
+        /// (`training.precision = "f16"`), over the round's participants;
+        /// None without training [steps].
+        pub loss_scale_halvings: Option<u32>,
     }
 }
 

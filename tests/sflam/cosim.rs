@@ -4,6 +4,7 @@
 
 use sflam::config::{Scenario, load_scenario_str};
 use sflam::trace::{Outcome, VecSink};
+use sflam::train::framework::RoundStats;
 use sflam::train::{ModelState, Work, framework};
 use std::path::Path;
 
@@ -14,6 +15,28 @@ fn scenario(extra: &str) -> Scenario {
          [model]\ntiming = \"vit-b32\"\nbatch = 16\n[allocator]\nname = \"exact\"\n{extra}"
     );
     load_scenario_str(&text, Path::new("<test>"), &[]).unwrap()
+}
+
+/// A co-simulated run replayed outside the simulation: each round of the
+/// framework on exactly the participants that finished it, with their
+/// bits; per round, its stats and the global model's test accuracy after.
+fn replay(s: &Scenario, sink: &VecSink) -> Vec<(RoundStats, f64)> {
+    let t = sflam::train::trainer_of(s).unwrap();
+    let fw = framework(s.training.framework);
+    let mut state = ModelState { global: t.initial_params(), local: Default::default() };
+    let mut out = Vec::new();
+    for r in &sink.rounds {
+        let mut work: Vec<Work> = sink
+            .device_rounds
+            .iter()
+            .filter(|d| d.round == r.round && d.outcome == Outcome::Finished)
+            .map(|d| Work { device: d.device, bits: d.bits })
+            .collect();
+        work.sort_by_key(|w| w.device);
+        let stats = fw.round(&t, &mut state, r.round, &work).unwrap();
+        out.push((stats, fw.evaluate(&t, &state).unwrap().accuracy));
+    }
+    out
 }
 
 fn run(s: &Scenario) -> VecSink {
@@ -104,18 +127,8 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
     let training = summary.training.expect("a training run reports its throughput");
     assert_eq!(training.steps, steps);
     assert!(training.wall_s > 0.0 && training.steps_per_s > 0.0);
-    let fw = framework(s.training.framework);
-    let mut state = ModelState { global: t.initial_params(), local: Default::default() };
-    for r in &sink.rounds {
-        let mut work: Vec<Work> = sink
-            .device_rounds
-            .iter()
-            .filter(|d| d.round == r.round && d.outcome == Outcome::Finished)
-            .map(|d| Work { device: d.device, bits: d.bits })
-            .collect();
-        work.sort_by_key(|w| w.device);
-        let stats = fw.round(&t, &mut state, r.round, &work).unwrap();
-        assert_eq!(Some(fw.evaluate(&t, &state).unwrap().accuracy), r.accuracy, "round {}", r.round);
+    for (r, (stats, accuracy)) in sink.rounds.iter().zip(replay(&s, &sink)) {
+        assert_eq!(Some(accuracy), r.accuracy, "round {}", r.round);
         // f32 scales nothing: no step is taken again.
         assert_eq!(r.loss_scale_halvings, Some(stats.halvings()));
         assert_eq!(stats.halvings(), 0);
@@ -210,18 +223,7 @@ fn f16_steps_taken_again_are_counted_in_the_rounds_trace() {
          eval_every = 3\nprecision = \"f16\"\nloss_scale_log2 = 24\n",
     );
     let sink = run(&s);
-    let t = sflam::train::trainer_of(&s).unwrap();
-    let fw = framework(s.training.framework);
-    let mut state = ModelState { global: t.initial_params(), local: Default::default() };
-    for r in &sink.rounds {
-        let mut work: Vec<Work> = sink
-            .device_rounds
-            .iter()
-            .filter(|d| d.round == r.round && d.outcome == Outcome::Finished)
-            .map(|d| Work { device: d.device, bits: d.bits })
-            .collect();
-        work.sort_by_key(|w| w.device);
-        let stats = fw.round(&t, &mut state, r.round, &work).unwrap();
+    for (r, (stats, _)) in sink.rounds.iter().zip(replay(&s, &sink)) {
         assert_eq!(r.loss_scale_halvings, Some(stats.halvings()), "round {}", r.round);
         // Each participant's update starts at 2^24 and halves at least once.
         assert!(stats.loss_scale_halvings.iter().all(|&h| h >= 1), "round {}: {stats:?}", r.round);

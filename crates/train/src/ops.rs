@@ -509,7 +509,7 @@ fn rows(t: &FlexTensor) -> Option<(FlexTensor, Shape, usize)> {
 }
 
 /// The f32 values of a contiguous flex tensor, from its start offset.
-fn values(t: &FlexTensor) -> &[f32] {
+pub(crate) fn values(t: &FlexTensor) -> &[f32] {
     let start = t.layout().start_offset();
     &t.storage::<f32>()[start..start + t.layout().shape().num_elements()]
 }

@@ -33,6 +33,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sflam_kernels::AdamScalars;
 
 use crate::model::on_flex;
+use crate::ops::values;
 
 /// The updates as backend ops, on flex only (callers check [`on_flex`]
 /// and take Burn's ops elsewhere). A backend extension takes tensors, not
@@ -76,12 +77,6 @@ pub trait Updates: Backend {
 fn flat(t: FlexTensor) -> FlexTensor {
     assert_eq!(t.dtype(), DType::F32, "an optimizer update on a tensor that is not f32");
     if t.is_contiguous() { t } else { t.to_contiguous() }
-}
-
-/// The f32 values of a contiguous flex tensor.
-fn values(t: &FlexTensor) -> &[f32] {
-    let start = t.layout().start_offset();
-    &t.storage::<f32>()[start..start + t.layout().shape().num_elements()]
 }
 
 /// `v` as a tensor of `t`'s shape.

@@ -1315,23 +1315,10 @@ fn mixed_updates_track_f32_and_stay_deterministic() {
 /// f32 step's; without scaling (f32) the scale is untouched.
 #[test]
 fn an_f16_step_that_overflows_is_taken_again_at_half_the_scale() {
-    use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::SgdConfig;
-    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
     use sflam::train::Precision;
-    use sflam::train::model::SplitVit;
     use sflam::train::training::{LossScale, whole_step};
-    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
-    let device = Device::flex().autodiff();
-    let m0 = SplitVit::new(vit, &device);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let x = Tensor::<4>::random([8, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|i| (i % 10) as i64).collect(), [8]), &device);
-    let flat = |m: &SplitVit| {
-        let mut v = to_flat(&m.device_side);
-        v.extend(to_flat(&m.server_side));
-        v
-    };
+    let (m0, loss_fn, x, y) = whole_model_batch();
     let step = |p: Precision, scale: &mut LossScale| {
         let mut opt = SgdConfig::new().init();
         let m = m0.clone().with_precision(p);
@@ -1348,11 +1335,37 @@ fn an_f16_step_that_overflows_is_taken_again_at_half_the_scale() {
     assert!(scale.factor() >= 1.0);
     // Each halving counted: 2^24 down to the scale the step ended at.
     assert_eq!(scale.halvings() as f32, 24.0 - scale.factor().log2());
-    let (start, full, half) = (flat(&m0), flat(&full), flat(&half));
+    let (start, full, half) = (whole_flat(&m0), whole_flat(&full), whole_flat(&half));
     assert!(half.iter().all(|v| v.is_finite()));
     let (moved, apart) = (max_abs_diff(&full, &start), max_abs_diff(&half, &full));
     eprintln!("update {moved:e}, f16 against f32 {apart:e}");
     assert!(apart <= 0.01 * moved, "f16 after halving is {apart:e} from f32 (update {moved:e})");
+}
+
+/// A `vit-tiny-28` whole model on flex with autodiff, its loss, and a
+/// batch of 8 random images labelled 0..8.
+fn whole_model_batch() -> (
+    sflam::train::model::SplitVit,
+    burn::nn::loss::CrossEntropyLoss,
+    burn::tensor::Tensor<4>,
+    burn::tensor::Tensor<1, burn::tensor::Int>,
+) {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
+    let device = Device::flex().autodiff();
+    let m = sflam::train::model::SplitVit::new(vit, &device);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let x = Tensor::<4>::random([8, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|i| (i % 10) as i64).collect(), [8]), &device);
+    (m, loss_fn, x, y)
+}
+
+/// Both halves' parameters of a whole model, device side first.
+fn whole_flat(m: &sflam::train::model::SplitVit) -> Vec<f32> {
+    let mut v = to_flat(&m.device_side);
+    v.extend(to_flat(&m.server_side));
+    v
 }
 
 /// Every gradient of `m` in `grads`, flattened in visiting order.
@@ -1377,15 +1390,8 @@ fn optimizer_bench() -> (
     sflam::train::model::SplitVit,
     impl Fn(sflam::train::model::SplitVit, &mut burn::optim::ModuleOptimizer, usize) -> sflam::train::model::SplitVit,
 ) {
-    use burn::nn::loss::CrossEntropyLossConfig;
-    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
     use sflam::train::training::{LossScale, whole_step};
-    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
-    let device = Device::flex().autodiff();
-    let m0 = sflam::train::model::SplitVit::new(vit, &device);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let x = Tensor::<4>::random([8, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..8).map(|i| (i % 10) as i64).collect(), [8]), &device);
+    let (m0, loss_fn, x, y) = whole_model_batch();
     let step = move |mut m, opt: &mut burn::optim::ModuleOptimizer, steps: usize| {
         for _ in 0..steps {
             let mut none = LossScale::NONE;
@@ -1409,11 +1415,7 @@ fn fused_optimizers_give_burns_bits_and_share_its_states() {
     use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
     use sflam::train::optim::{Adam, Sgd};
     let (m0, step) = optimizer_bench();
-    let flat = |m: &sflam::train::model::SplitVit| {
-        let mut v = to_flat(&m.device_side);
-        v.extend(to_flat(&m.server_side));
-        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
-    };
+    let flat = |m: &sflam::train::model::SplitVit| whole_flat(m).into_iter().map(f32::to_bits).collect::<Vec<_>>();
     let sgd = |momentum: f64| {
         let momentum = (momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov: false });
         SgdConfig::new().with_momentum(momentum).init()
@@ -1458,17 +1460,12 @@ fn fused_optimizers_give_burns_bits_and_share_its_states() {
 /// `GradientsAccumulator`'s fed the parts in order.
 #[test]
 fn parts_sum_in_order_as_burns_accumulator() {
-    use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::{GradientsAccumulator, GradientsParams};
-    use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-    let (m, _) = optimizer_bench();
-    let device = Device::flex().autodiff();
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
-    let vit = sflam::workload::vit_config("vit-tiny-28").unwrap();
-    let xs: Vec<Tensor<4>> = (0..5)
-        .map(|_| Tensor::random([4, vit.channels, vit.image, vit.image], Distribution::Normal(0.0, 1.0), &device))
-        .collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3, 5, 7], [4]), &device);
+    use burn::tensor::{Distribution, Tensor};
+    let (m, loss_fn, x, y) = whole_model_batch();
+    // Five parts of 8 random images each (of the batch's shape).
+    let xs: Vec<Tensor<4>> =
+        (0..5).map(|_| Tensor::random(x.dims(), Distribution::Normal(0.0, 1.0), &x.device())).collect();
     let parts = || -> Vec<GradientsParams> {
         xs.iter()
             .map(|x| GradientsParams::from_grads(loss_fn.forward(m.forward(x.clone()), y.clone()).backward(), &m))

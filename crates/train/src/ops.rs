@@ -493,7 +493,7 @@ pub fn softmax_op<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// `t` with its values in row-major order (a copy only where `t` is
 /// strided), if they are f32.
-fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
+pub(crate) fn contiguous_f32(t: &FlexTensor) -> Option<FlexTensor> {
     (t.dtype() == DType::F32).then(|| if t.is_contiguous() { t.clone() } else { t.to_contiguous() })
 }
 

@@ -23,7 +23,7 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, DType, Dispatch, Flex, backend_extension};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{
     AdamConfig, AdamState, AdaptiveMomentumState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer,
@@ -33,7 +33,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use sflam_kernels::AdamScalars;
 
 use crate::model::on_flex;
-use crate::ops::values;
+use crate::ops::{contiguous_f32, values};
 
 /// The updates as backend ops, on flex only (callers check [`on_flex`]
 /// and take Burn's ops elsewhere). A backend extension takes tensors, not
@@ -75,8 +75,7 @@ pub trait Updates: Backend {
 /// strided). Weights, gradients and optimizer states are f32 in every
 /// `training.precision` (it rounds only the products' operands).
 fn flat(t: FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "an optimizer update on a tensor that is not f32");
-    if t.is_contiguous() { t } else { t.to_contiguous() }
+    contiguous_f32(&t).unwrap_or_else(|| panic!("an optimizer update on a {:?} tensor, not f32", t.dtype()))
 }
 
 /// `v` as a tensor of `t`'s shape.

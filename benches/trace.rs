@@ -8,6 +8,7 @@ const ROWS: u32 = 200_000;
 
 fn row(i: u32) -> DeviceRoundRow {
     let f = i as f64;
+    let finished = !i.is_multiple_of(10);
     DeviceRoundRow {
         round: i / 100,
         device: i % 100_000,
@@ -31,8 +32,10 @@ fn row(i: u32) -> DeviceRoundRow {
         energy_cmp_j: 3.0,
         energy_com_j: 0.2,
         energy_j: 3.2,
-        outcome: if i.is_multiple_of(10) { Outcome::Straggler } else { Outcome::Finished },
-        cut_phase: None,
+        outcome: if finished { Outcome::Finished } else { Outcome::Straggler },
+        cut_phase: (!finished).then_some("uplink"),
+        train_loss: finished.then_some(2.3 - f * 1e-6),
+        loss_scale_halvings: finished.then_some(0),
     }
 }
 

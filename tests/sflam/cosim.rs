@@ -39,6 +39,25 @@ fn replay(s: &Scenario, sink: &VecSink) -> Vec<(RoundStats, f64)> {
     out
 }
 
+/// Round `round`'s `device_rounds` rows carry each finished device's own
+/// update report, as `stats` (a replay of the round) has it, and nothing
+/// for the others.
+fn assert_device_reports(sink: &VecSink, round: u32, stats: &RoundStats) {
+    let rows: Vec<_> = sink.device_rounds.iter().filter(|d| d.round == round).collect();
+    for d in &rows {
+        let at = stats.devices.iter().position(|&dev| dev == d.device);
+        if d.outcome == Outcome::Finished {
+            let i = at.unwrap_or_else(|| panic!("round {round}: finished device {} did not train", d.device));
+            assert_eq!(d.train_loss, Some(stats.losses[i]), "round {round}, device {}", d.device);
+            assert_eq!(d.loss_scale_halvings, Some(stats.loss_scale_halvings[i]), "round {round}, device {}", d.device);
+        } else {
+            assert_eq!(at, None, "round {round}: device {} trained without finishing", d.device);
+            assert_eq!((d.train_loss, d.loss_scale_halvings), (None, None), "round {round}, device {}", d.device);
+        }
+    }
+    assert_eq!(rows.iter().filter(|d| d.outcome == Outcome::Finished).count(), stats.devices.len(), "round {round}");
+}
+
 fn run(s: &Scenario) -> VecSink {
     let mut sink = VecSink::default();
     sflam::run::simulate(s, &mut sink, None, None).unwrap();
@@ -57,8 +76,9 @@ fn sl_relays_one_device_at_a_time() {
         // fp32 activations.
         assert!(rows.iter().all(|d| d.bits == 32));
     }
-    // No training: no loss scale to count.
+    // No training: no loss scale to count, no device's loss.
     assert!(sink.rounds.iter().all(|r| r.loss_scale_halvings.is_none()));
+    assert!(sink.device_rounds.iter().all(|d| d.train_loss.is_none() && d.loss_scale_halvings.is_none()));
 }
 
 #[test]
@@ -129,9 +149,13 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
     assert!(training.wall_s > 0.0 && training.steps_per_s > 0.0);
     for (r, (stats, accuracy)) in sink.rounds.iter().zip(replay(&s, &sink)) {
         assert_eq!(Some(accuracy), r.accuracy, "round {}", r.round);
+        assert_eq!(r.loss, stats.mean_loss(), "round {}", r.round);
         // f32 scales nothing: no step is taken again.
         assert_eq!(r.loss_scale_halvings, Some(stats.halvings()));
         assert_eq!(stats.halvings(), 0);
+        // Each finished device's row carries its own update's loss; the
+        // stragglers' carry none.
+        assert_device_reports(&sink, r.round, &stats);
     }
     // And the same run again is identical (seeded, thread-count independent).
     let mut s2 = s.clone();
@@ -193,7 +217,12 @@ fn hierarchical_aggregation_edges_every_round_cloud_every_k() {
             }
             let start = edges.get(&c).map_or_else(|| global.clone(), |e| e.0.clone());
             let mut st = ModelState { global: start, local: Default::default() };
-            fw.round(&t, &mut st, r.round, &work).unwrap();
+            let stats = fw.round(&t, &mut st, r.round, &work).unwrap();
+            // Each device's row carries its update's loss in its cell's round.
+            for (i, &dev) in stats.devices.iter().enumerate() {
+                let row = sink.device_rounds.iter().find(|d| d.round == r.round && d.device == dev).unwrap();
+                assert_eq!(row.train_loss, Some(stats.losses[i]), "round {}, device {dev}", r.round);
+            }
             let samples: f64 = work.iter().map(|w| t.samples(w.device) as f64).sum();
             edges.insert(c, (st.global, samples));
         }
@@ -214,10 +243,10 @@ fn hierarchical_aggregation_edges_every_round_cloud_every_k() {
 
 /// f16 with a first loss scale of 2^24 (which overflows f16's gradients
 /// here): every round that trained counts the steps it took again at half
-/// the scale, the replay outside the simulation counts the same, and a
-/// round nobody finished counts none.
+/// the scale, and each finished device its own; the replay outside the
+/// simulation counts the same, and a round nobody finished counts none.
 #[test]
-fn f16_steps_taken_again_are_counted_in_the_rounds_trace() {
+fn f16_steps_taken_again_are_counted_in_the_rounds_and_device_rounds_traces() {
     let s = scenario(
         "[training]\nenabled = true\ndataset = \"synthetic\"\nmin_samples = 20\nbatch = 16\neval_samples = 100\n\
          eval_every = 3\nprecision = \"f16\"\nloss_scale_log2 = 24\n",
@@ -228,6 +257,8 @@ fn f16_steps_taken_again_are_counted_in_the_rounds_trace() {
         // Each participant's update starts at 2^24 and halves at least once.
         assert!(stats.loss_scale_halvings.iter().all(|&h| h >= 1), "round {}: {stats:?}", r.round);
         assert_eq!(stats.loss_scale_halvings.len(), r.finished as usize);
+        // And each device's row, its own count.
+        assert_device_reports(&sink, r.round, &stats);
     }
     assert!(sink.rounds.iter().any(|r| r.finished > 0));
 }

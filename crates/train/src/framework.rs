@@ -28,6 +28,8 @@ pub struct ModelState {
 /// What a round did, per participant in `work` order.
 #[derive(Clone, Debug, Default)]
 pub struct RoundStats {
+    /// Each participant's device.
+    pub devices: Vec<u32>,
     /// Training loss of each participant [nat].
     pub losses: Vec<f64>,
     /// Uplink activation bytes of each participant [B].
@@ -38,8 +40,9 @@ pub struct RoundStats {
 }
 
 impl RoundStats {
-    fn of(updates: &[LocalUpdate]) -> RoundStats {
+    fn of(work: &[Work], updates: &[LocalUpdate]) -> RoundStats {
         RoundStats {
+            devices: work.iter().map(|w| w.device).collect(),
             losses: updates.iter().map(|u| u.loss).collect(),
             wire_bytes: updates.iter().map(|u| u.wire_bytes).collect(),
             loss_scale_halvings: updates.iter().map(|u| u.loss_scale_halvings).collect(),
@@ -111,7 +114,7 @@ impl Framework for SplitFed {
             t.split_update(start, w.device, round, (self.quantized && w.bits < 32).then_some(w.bits))
         })?;
         aggregate(t, state, work, &updates);
-        Ok(RoundStats::of(&updates))
+        Ok(RoundStats::of(work, &updates))
     }
 }
 
@@ -131,7 +134,7 @@ impl Framework for Sequential {
             state.global = u.params.clone();
             updates.push(u);
         }
-        Ok(RoundStats::of(&updates))
+        Ok(RoundStats::of(work, &updates))
     }
 }
 
@@ -147,7 +150,7 @@ impl Framework for FedAvg {
         let start = &state.global;
         let updates = t.parallel(work, |w| t.whole_update(start, w.device, round))?;
         aggregate(t, state, work, &updates);
-        Ok(RoundStats::of(&updates))
+        Ok(RoundStats::of(work, &updates))
     }
 }
 
@@ -168,7 +171,7 @@ impl Framework for Local {
         for (w, u) in work.iter().zip(&updates) {
             state.local.insert(w.device, u.params.clone());
         }
-        Ok(RoundStats::of(&updates))
+        Ok(RoundStats::of(work, &updates))
     }
 
     fn evaluate(&self, t: &Trainer, state: &ModelState) -> Result<Eval> {

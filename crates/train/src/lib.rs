@@ -506,6 +506,7 @@ impl CoLearner {
             let s = s?;
             let weight = work.iter().map(|w| self.trainer.samples(w.device) as f64).sum();
             self.edges.insert(cell, (st.global, weight));
+            stats.devices.extend(s.devices);
             stats.losses.extend(s.losses);
             stats.wire_bytes.extend(s.wire_bytes);
             stats.loss_scale_halvings.extend(s.loss_scale_halvings);
@@ -549,7 +550,14 @@ impl crate::engine::Learner for CoLearner {
         } else {
             None
         };
-        Ok(crate::engine::Learned { loss: stats.mean_loss(), accuracy: acc, loss_scale_halvings: stats.halvings() })
+        let devices = (stats.devices.iter().zip(&stats.losses).zip(&stats.loss_scale_halvings))
+            .map(|((&d, &loss), &halvings)| crate::engine::DeviceLearned {
+                device: sflam_core::device::DeviceId(d),
+                loss,
+                loss_scale_halvings: halvings,
+            })
+            .collect();
+        Ok(crate::engine::Learned { accuracy: acc, devices })
     }
 
     fn init_report(&self) -> Option<serde_json::Value> {

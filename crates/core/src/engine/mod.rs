@@ -94,15 +94,37 @@ pub trait Learner {
 }
 
 /// What a [`Learner`] reports of a round.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Learned {
-    /// Mean training loss of the round's finished participants [nat].
-    pub loss: Option<f64>,
     /// The global model's test accuracy, in evaluated rounds [1].
     pub accuracy: Option<f64>,
+    /// Each participant that trained, in the order it trained (the
+    /// round's loss is their mean in this order).
+    pub devices: Vec<DeviceLearned>,
+}
+
+/// One participant's local update, as a [`Learner`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceLearned {
+    pub device: DeviceId,
+    /// Mean training loss over its iterations [nat].
+    pub loss: f64,
     /// Steps computed again at half the loss scale
-    /// (`training.precision = "f16"`), over the participants [steps].
+    /// (`training.precision = "f16"`) [steps].
     pub loss_scale_halvings: u32,
+}
+
+impl Learned {
+    /// Mean training loss of the participants [nat]; None when nobody trained.
+    pub fn loss(&self) -> Option<f64> {
+        let n = self.devices.len();
+        (n > 0).then(|| self.devices.iter().map(|d| d.loss).sum::<f64>() / n as f64)
+    }
+
+    /// Steps computed again at half the loss scale, over the participants [steps].
+    pub fn loss_scale_halvings(&self) -> u32 {
+        self.devices.iter().fold(0u32, |sum, d| sum.saturating_add(d.loss_scale_halvings))
+    }
 }
 
 /// Kernel events. Small and `Copy`: payloads live in tables.
@@ -622,19 +644,6 @@ impl<'s> Engine<'s> {
             st.server.clear();
         }
         let r = self.round;
-        let mut sums = RoundSums::default();
-        for p in &self.parts {
-            let (outcome, at) = p.outcome.expect("every participant has an outcome at round end");
-            sums.add(p, outcome);
-            let time_s = at.saturating_sub(self.round_start).as_secs_f64();
-            let energy = p.e_cmp_j + p.e_com_j;
-            if !energy.is_finite() || !time_s.is_finite() {
-                return Err(Error::Numeric { checkpoint: "round.energy", detail: format!("device {}", p.dev.0) });
-            }
-            self.summary.record(time_s, energy);
-            self.sink.device_round(&rows::device_round(r, p, outcome, time_s))?;
-            self.slot_of[p.dev.idx()] = u32::MAX;
-        }
         // Edge servers aggregate every round; the cloud every k-th (k = 1,
         // or no backhaul: one flat average).
         let aggregation = if self.backhaul.is_none() || self.cloud_every == 1 {
@@ -644,6 +653,8 @@ impl<'s> Engine<'s> {
         } else {
             Aggregation::Edge
         };
+        // The finished participants train before the rows are written, so
+        // each device's row carries its own update's report.
         let learned = match self.learner.as_mut() {
             Some(l) => {
                 let finished = self.parts.iter().filter(|p| matches!(p.outcome, Some((Outcome::Finished, _))));
@@ -658,6 +669,32 @@ impl<'s> Engine<'s> {
             }
             None => None,
         };
+        let mut per_part: Vec<Option<DeviceLearned>> = vec![None; self.parts.len()];
+        for d in learned.iter().flat_map(|l| &l.devices) {
+            let slot = self.slot_of.get(d.device.idx()).map_or(u32::MAX, |&s| s) as usize;
+            match self.parts.get(slot) {
+                Some(p) if matches!(p.outcome, Some((Outcome::Finished, _))) => per_part[slot] = Some(*d),
+                _ => {
+                    return Err(Error::Numeric {
+                        checkpoint: "round.learner",
+                        detail: format!("the learner reported device {}, which did not finish round {r}", d.device.0),
+                    });
+                }
+            }
+        }
+        let mut sums = RoundSums::default();
+        for (p, learned) in self.parts.iter().zip(per_part) {
+            let (outcome, at) = p.outcome.expect("every participant has an outcome at round end");
+            sums.add(p, outcome);
+            let time_s = at.saturating_sub(self.round_start).as_secs_f64();
+            let energy = p.e_cmp_j + p.e_com_j;
+            if !energy.is_finite() || !time_s.is_finite() {
+                return Err(Error::Numeric { checkpoint: "round.energy", detail: format!("device {}", p.dev.0) });
+            }
+            self.summary.record(time_s, energy);
+            self.sink.device_round(&rows::device_round(r, p, outcome, time_s, learned))?;
+            self.slot_of[p.dev.idx()] = u32::MAX;
+        }
         let n = self.parts.len();
         let energy_j = sums.energy_cmp_j + sums.energy_com_j;
         let row = RoundRow {
@@ -683,9 +720,9 @@ impl<'s> Engine<'s> {
             backhaul_s: 0.0,
             backhaul_energy_j: 0.0,
             alloc_wall_s: self.alloc_wall_s,
-            loss: learned.and_then(|l| l.loss),
-            accuracy: learned.and_then(|l| l.accuracy),
-            loss_scale_halvings: learned.map(|l| l.loss_scale_halvings),
+            loss: learned.as_ref().and_then(Learned::loss),
+            accuracy: learned.as_ref().and_then(|l| l.accuracy),
+            loss_scale_halvings: learned.as_ref().map(Learned::loss_scale_halvings),
         };
         let t = &mut self.totals;
         t.scheduled += n as u64;

@@ -1,11 +1,19 @@
 //! The trace rows the round controller writes, built from its state.
 
+use super::DeviceLearned;
 use super::participant::Participant;
 use crate::trace::{DeviceRoundRow, Outcome};
 
 /// The `device_rounds` row of a participant whose round ended with
 /// `outcome`, `time_s` [s] after the round start.
-pub fn device_round(round: u32, p: &Participant, outcome: Outcome, time_s: f64) -> DeviceRoundRow {
+/// `learned`: its local update's report, when it finished a training round.
+pub fn device_round(
+    round: u32,
+    p: &Participant,
+    outcome: Outcome,
+    time_s: f64,
+    learned: Option<DeviceLearned>,
+) -> DeviceRoundRow {
     DeviceRoundRow {
         round,
         device: p.dev.0,
@@ -31,6 +39,8 @@ pub fn device_round(round: u32, p: &Participant, outcome: Outcome, time_s: f64) 
         energy_j: p.e_cmp_j + p.e_com_j,
         outcome,
         cut_phase: (outcome != Outcome::Finished).then(|| p.phase.name()),
+        train_loss: learned.map(|l| l.loss),
+        loss_scale_halvings: learned.map(|l| l.loss_scale_halvings),
     }
 }
 

@@ -151,6 +151,13 @@ crate::row! {
         pub outcome: Outcome,
         /// Where an unfinished device was cut: e.g. `uplink` in iteration 1.
         pub cut_phase: Option<&'static str>,
+        /// Its local update's mean training loss over its iterations; None
+        /// unless it finished a round of a training run [nat].
+        pub train_loss: Option<f64>,
+        /// Its steps computed again at half the loss scale
+        /// (`training.precision = "f16"`); None unless it finished a round
+        /// of a training run [steps].
+        pub loss_scale_halvings: Option<u32>,
     }
 }
 

@@ -8,6 +8,7 @@ mod closed_forms;
 mod config;
 mod determinism;
 mod events;
+mod learner;
 mod quantization;
 mod queueing;
 mod sweep;

@@ -33,6 +33,10 @@ fi
 python3 "$torch" "$cores" --model vit-small-32 --batch 64
 taskset -c 0,1 "$bin" --model vit-small-32 --batch 64 --micro 2
 taskset -c 0,1 python3 "$torch" 2 --model vit-small-32 --batch 64
+# One core: with the two lines above, each side's serial share of the
+# step (Amdahl: s = 2 T2 / T1 - 1), what bounds it on many cores.
+RAYON_NUM_THREADS=1 taskset -c 0 "$bin" --model vit-small-32 --batch 64 --micro 2
+taskset -c 0 python3 "$torch" 1 --model vit-small-32 --batch 64
 # The paper's model: ViT-B/32 at 224, batch 32 (all cores only: minutes a step on 2).
 "$bin" --model vit-b32 --batch 32 --steps 3
 python3 "$torch" "$cores" --model vit-b32 --batch 32 --steps 3

@@ -70,7 +70,9 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..a.steps {
         step()?;
     }
-    let threads = sflam::config::threads_or_all_cores(0);
+    // The pool flex's operations run on (RAYON_NUM_THREADS, or every core
+    // this process may use).
+    let threads = rayon::current_num_threads();
     println!(
         "sflam {} {precision} ({threads} threads), {}, batch {b}, micro {}: {:.4} s/step over {} steps",
         a.backend,

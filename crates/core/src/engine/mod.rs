@@ -79,8 +79,10 @@ pub enum Aggregation {
 /// The learning half as the engine sees it (co-simulation): called at the
 /// end of every round with the participants that met the deadline, in
 /// device order, with their bits and cells, and how to aggregate. Returns
-/// what the round learned: its training loss, the global model's test
-/// accuracy when it evaluated, the f16 steps taken again ([`Learned`]).
+/// what the round learned ([`Learned`]): the global model's test accuracy
+/// when it evaluated, and each participant's training loss and f16 steps
+/// taken again, which land in that device's `device_rounds` row (a device
+/// reported twice, or one that did not finish, is an error).
 pub trait Learner {
     /// Samples and per-class counts of every device's data, so the
     /// simulation's data shares are the partition's.
@@ -673,7 +675,15 @@ impl<'s> Engine<'s> {
         for d in learned.iter().flat_map(|l| &l.devices) {
             let slot = self.slot_of.get(d.device.idx()).map_or(u32::MAX, |&s| s) as usize;
             match self.parts.get(slot) {
-                Some(p) if matches!(p.outcome, Some((Outcome::Finished, _))) => per_part[slot] = Some(*d),
+                Some(p) if matches!(p.outcome, Some((Outcome::Finished, _))) && per_part[slot].is_none() => {
+                    per_part[slot] = Some(*d)
+                }
+                Some(p) if per_part[slot].is_some() => {
+                    return Err(Error::Numeric {
+                        checkpoint: "round.learner",
+                        detail: format!("the learner reported device {} twice in round {r}", p.dev.0),
+                    });
+                }
                 _ => {
                     return Err(Error::Numeric {
                         checkpoint: "round.learner",

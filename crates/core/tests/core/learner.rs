@@ -1,18 +1,20 @@
 //! The learner's contract with the round controller: each device's report
 //! lands in that device's `device_rounds` row, the round's loss and f16
-//! count derive from them, and a report for a device that did not finish is
-//! refused at a named checkpoint.
+//! count derive from them, and a report for a device that did not finish,
+//! or a second one for a device, is refused at a named checkpoint.
 
 use sflam_core::config::load_scenario_str;
 use sflam_core::trace::VecSink;
 use std::path::Path;
 
 /// A learner that reports each finished device's loss as its index and
-/// `halvings` steps taken again; with `stranger`, also a device that did
-/// not finish the round.
+/// its index mod 3 as its steps taken again; with `stranger`, also a
+/// device that did not finish the round; with `twice`, the first device
+/// again.
 struct Reporter {
     devices: usize,
     stranger: bool,
+    twice: bool,
 }
 
 impl sflam_core::engine::Learner for Reporter {
@@ -39,12 +41,15 @@ impl sflam_core::engine::Learner for Reporter {
                 loss_scale_halvings: 0,
             });
         }
+        if self.twice && !devices.is_empty() {
+            devices.push(devices[0]);
+        }
         Ok(sflam_core::engine::Learned { accuracy: None, devices })
     }
 }
 
 #[test]
-fn a_learners_device_reports_land_in_their_own_rows_and_a_stranger_is_refused() {
+fn a_learners_device_reports_land_in_their_own_rows_and_strangers_and_repeats_are_refused() {
     // Some devices straggle (a 6 s deadline, `fixed` at p_max), so finished and
     // unfinished rows sit side by side.
     let s = load_scenario_str(
@@ -55,7 +60,7 @@ fn a_learners_device_reports_land_in_their_own_rows_and_a_stranger_is_refused() 
     .unwrap();
     let n = s.devices.count as usize;
     let mut sink = VecSink::default();
-    let learner = Box::new(Reporter { devices: n, stranger: false });
+    let learner = Box::new(Reporter { devices: n, stranger: false, twice: false });
     sflam_core::run::simulate(&s, &mut sink, Some(learner), None, None).unwrap();
     let finished = sink.device_rounds.iter().filter(|d| d.outcome == sflam_core::trace::Outcome::Finished).count();
     assert!(finished > 0 && finished < sink.device_rounds.len(), "{finished} of {}", sink.device_rounds.len());
@@ -78,7 +83,10 @@ fn a_learners_device_reports_land_in_their_own_rows_and_a_stranger_is_refused() 
         assert_eq!(r.loss_scale_halvings, Some(mine.iter().map(|d| d % 3).sum()), "round {}", r.round);
     }
 
-    let learner = Box::new(Reporter { devices: n, stranger: true });
+    let learner = Box::new(Reporter { devices: n, stranger: true, twice: false });
     let e = sflam_core::run::simulate(&s, &mut VecSink::default(), Some(learner), None, None).unwrap_err().to_string();
     assert!(e.contains("round.learner") && e.contains("did not finish round 0"), "{e}");
+    let learner = Box::new(Reporter { devices: n, stranger: false, twice: true });
+    let e = sflam_core::run::simulate(&s, &mut VecSink::default(), Some(learner), None, None).unwrap_err().to_string();
+    assert!(e.contains("round.learner") && e.contains("twice in round"), "{e}");
 }

@@ -276,11 +276,53 @@ fn a_resumed_run_reaches_the_identical_result() {
     };
     assert_eq!(strip(&whole.rows), strip(&resumed.rows));
     assert_eq!(whole.state, resumed.state);
+    // The participants table too: the resumed run's holds the first part's
+    // rounds from its checkpoint, on file as in memory.
+    assert_eq!(whole.participants, resumed.participants);
+    assert_eq!(parquet_rows(&part.join("participants.parquet")), resumed.participants.len());
     // Resuming under another scenario is refused.
     let mut other = s.clone();
     other.training.lr = 0.1;
     let err = sflam::train::train_to_dir(&other, &part, &resume).err().unwrap().to_string();
     assert!(err.contains("another scenario"), "{err}");
+}
+
+/// The rows of a Parquet file.
+fn parquet_rows(path: &Path) -> usize {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows() as usize
+}
+
+/// `sflam train`'s participants table: one row per participant a round,
+/// exactly the round's sampled devices, each with its own update's loss,
+/// bytes and f16 count, which the round's row sums or averages; and each
+/// participant's loss is its update's, as the trainer gives it alone.
+#[test]
+fn the_participants_table_breaks_each_round_down_by_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario("framework = \"sflam\"\nbits = 4\n");
+    let out = sflam::train::train_to_dir(&s, dir.path(), &Default::default()).unwrap();
+    assert_eq!(parquet_rows(&dir.path().join("participants.parquet")), out.participants.len());
+    let t = trainer(&s);
+    let mut state = t.initial_params();
+    for r in &out.rows {
+        let mine: Vec<_> = out.participants.iter().filter(|p| p.round == r.round).collect();
+        let devices: Vec<u32> = mine.iter().map(|p| p.device).collect();
+        assert_eq!(devices, sflam::train::sample_participants(&s, r.round), "round {}", r.round);
+        let mean = mine.iter().map(|p| p.train_loss).sum::<f64>() / mine.len() as f64;
+        assert_eq!(r.train_loss, Some(mean), "round {}", r.round);
+        assert_eq!(r.wire_bytes, mine.iter().map(|p| p.wire_bytes).sum::<u64>(), "round {}", r.round);
+        assert_eq!(r.loss_scale_halvings, mine.iter().map(|p| p.loss_scale_halvings).sum::<u32>());
+        assert_eq!(r.samples, mine.iter().map(|p| p.samples).sum::<u64>(), "round {}", r.round);
+        // The first participant's update from the round's start model, alone.
+        let u = t.split_update(&state, mine[0].device, r.round, Some(4)).unwrap();
+        assert_eq!((u.loss, u.wire_bytes), (mine[0].train_loss, mine[0].wire_bytes), "round {}", r.round);
+        let work: Vec<Work> = devices.iter().map(|&device| Work { device, bits: 4 }).collect();
+        let mut st = ModelState { global: state, local: Default::default() };
+        framework(s.training.framework).round(&t, &mut st, r.round, &work).unwrap();
+        state = st.global;
+    }
 }
 
 /// `optimizer_state = "keep"`: a device's momentum carries from one of its

@@ -196,6 +196,25 @@ sflam_core::row! {
 }
 
 sflam_core::row! {
+    /// One row of the `participants` table of `sflam train`: one
+    /// participant's local update in one round.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct ParticipantRow in "participants" {
+        pub round: u32,
+        pub device: u32,
+        /// Training samples it holds [samples].
+        pub samples: u64,
+        /// Uplink activation bytes of its update [B].
+        pub wire_bytes: u64,
+        /// Mean training loss over its iterations [nat].
+        pub train_loss: f64,
+        /// Steps computed again at half the loss scale
+        /// (`training.precision = "f16"`) [steps].
+        pub loss_scale_halvings: u32,
+    }
+}
+
+sflam_core::row! {
     /// One row of the `devices` table of a training run: the data a device holds.
     #[derive(Clone, Debug, PartialEq)]
     pub struct DataRow in "devices" {
@@ -214,6 +233,11 @@ struct Progress {
     /// The scenario, so a resume cannot silently change it.
     scenario: String,
     rows: Vec<TrainRoundRow>,
+    /// The `participants` rows of the rounds done. A checkpoint of an
+    /// earlier build has none; it is refused for its build (see
+    /// `load_checkpoint`), so the field may be absent to reach that error.
+    #[serde(default)]
+    participants: Vec<ParticipantRow>,
     /// The checkpoint's folder under `checkpoints/` (`round-NNNNN`).
     dir: String,
     /// The import report of `training.init`, when it was a timm checkpoint.
@@ -242,6 +266,7 @@ pub struct TrainOptions {
 pub struct TrainOutcome {
     pub dir: PathBuf,
     pub rows: Vec<TrainRoundRow>,
+    pub participants: Vec<ParticipantRow>,
     pub state: ModelState,
 }
 
@@ -361,18 +386,19 @@ pub fn sample_participants(s: &Scenario, round: u32) -> Vec<u32> {
 
 /// `sflam train`: trains `training.framework` for `run.rounds` rounds
 /// without the network simulation; writes `rounds.parquet`,
-/// `devices.parquet`, `scenario.toml` and checkpoints into `out`.
+/// `participants.parquet`, `devices.parquet`, `scenario.toml` and
+/// checkpoints into `out`.
 pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<TrainOutcome> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let scenario = s.resolved_toml();
     let trainer = trainer_of(s)?;
     let fw = framework(s.training.framework);
-    let (mut state, mut rows, import) = if opts.resume {
+    let (mut state, mut rows, mut participants, import) = if opts.resume {
         let (st, p) = load_checkpoint(&trainer, out, &scenario)?;
-        (st, p.rows, p.import)
+        (st, p.rows, p.participants, p.import)
     } else {
         let (st, import) = initial_state(s, &trainer)?;
-        (st, Vec::new(), import)
+        (st, Vec::new(), Vec::new(), import)
     };
     std::fs::write(out.join("scenario.toml"), &scenario).map_err(|e| Error::io(out, e))?;
     let mut devices = TableFile::<DataRow>::create(out)?;
@@ -387,6 +413,10 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
     let mut table = TableFile::<TrainRoundRow>::create(out)?;
     for r in &rows {
         table.push(r)?;
+    }
+    let mut by_device = TableFile::<ParticipantRow>::create(out)?;
+    for r in &participants {
+        by_device.push(r)?;
     }
     let first = rows.len() as u32;
     let bar = sflam_core::progress::bar(opts.progress, s.run.rounds.saturating_sub(first) as u64);
@@ -418,6 +448,18 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
             wall_s: start.elapsed().as_secs_f64(),
         };
         table.push(&row)?;
+        for (i, &device) in stats.devices.iter().enumerate() {
+            let p = ParticipantRow {
+                round,
+                device,
+                samples: trainer.samples(device) as u64,
+                wire_bytes: stats.wire_bytes[i],
+                train_loss: stats.losses[i],
+                loss_scale_halvings: stats.loss_scale_halvings[i],
+            };
+            by_device.push(&p)?;
+            participants.push(p);
+        }
         if let Some(a) = row.accuracy {
             bar.set_message(format!("accuracy {a:.4}"));
         }
@@ -432,6 +474,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
                 round: round + 1,
                 scenario: scenario.clone(),
                 rows: rows.clone(),
+                participants: participants.clone(),
                 dir: round_dir(round + 1),
                 import: import.clone(),
             };
@@ -441,6 +484,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
     }
     bar.finish_and_clear();
     table.finish()?;
+    by_device.finish()?;
     if end == s.run.rounds {
         // The final model at a stable path (`training.init` of the runs
         // that fine-tune from it): a copy of the last checkpoint's (the
@@ -450,7 +494,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
         std::fs::copy(&last, &tmp).map_err(|e| Error::io(&last, e))?;
         std::fs::rename(&tmp, out.join("model.bpk")).map_err(|e| Error::io(out, e))?;
     }
-    Ok(TrainOutcome { dir: out.to_path_buf(), rows, state })
+    Ok(TrainOutcome { dir: out.to_path_buf(), rows, participants, state })
 }
 
 /// The learning half inside the simulation (`training.enabled`): the

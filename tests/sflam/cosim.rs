@@ -149,10 +149,10 @@ fn training_in_the_loop_uses_exactly_the_finished_participants() {
     assert!(training.wall_s > 0.0 && training.steps_per_s > 0.0);
     for (r, (stats, accuracy)) in sink.rounds.iter().zip(replay(&s, &sink)) {
         assert_eq!(Some(accuracy), r.accuracy, "round {}", r.round);
-        assert_eq!(r.loss, stats.mean_loss(), "round {}", r.round);
+        assert_eq!(r.loss, stats.learned(None).loss(), "round {}", r.round);
         // f32 scales nothing: no step is taken again.
-        assert_eq!(r.loss_scale_halvings, Some(stats.halvings()));
-        assert_eq!(stats.halvings(), 0);
+        assert_eq!(r.loss_scale_halvings, Some(stats.learned(None).loss_scale_halvings()));
+        assert_eq!(stats.learned(None).loss_scale_halvings(), 0);
         // Each finished device's row carries its own update's loss; the
         // stragglers' carry none.
         assert_device_reports(&sink, r.round, &stats);
@@ -253,7 +253,7 @@ fn f16_steps_taken_again_are_counted_in_the_rounds_and_device_rounds_traces() {
     );
     let sink = run(&s);
     for (r, (stats, _)) in sink.rounds.iter().zip(replay(&s, &sink)) {
-        assert_eq!(r.loss_scale_halvings, Some(stats.halvings()), "round {}", r.round);
+        assert_eq!(r.loss_scale_halvings, Some(stats.learned(None).loss_scale_halvings()), "round {}", r.round);
         // Each participant's update starts at 2^24 and halves at least once.
         assert!(stats.loss_scale_halvings.iter().all(|&h| h >= 1), "round {}: {stats:?}", r.round);
         assert_eq!(stats.loss_scale_halvings.len(), r.finished as usize);

@@ -6,7 +6,9 @@
 use super::params::weighted_average_model;
 use super::training::{Eval, LocalUpdate, Params, Trainer};
 use crate::config::{FrameworkKind, Profile};
+use crate::engine::{DeviceLearned, Learned};
 use crate::error::Result;
+use sflam_core::device::DeviceId;
 use std::collections::BTreeMap;
 
 /// One participant of a round: the device and the bits its activations
@@ -49,15 +51,16 @@ impl RoundStats {
         }
     }
 
-    /// Steps computed again at half the loss scale, over the participants
-    /// [steps].
-    pub fn halvings(&self) -> u32 {
-        self.loss_scale_halvings.iter().fold(0u32, |sum, &h| sum.saturating_add(h))
-    }
-
-    /// Mean training loss over the participants [nat]; None when nobody trained.
-    pub fn mean_loss(&self) -> Option<f64> {
-        (!self.losses.is_empty()).then(|| self.losses.iter().sum::<f64>() / self.losses.len() as f64)
+    /// The round as a learner reports it, with the global model's test
+    /// `accuracy` [1]: each participant's device, loss and f16 steps taken
+    /// again in work order, whose mean loss and total steps
+    /// ([`Learned::loss`], [`Learned::loss_scale_halvings`]) are the
+    /// round's.
+    pub fn learned(&self, accuracy: Option<f64>) -> Learned {
+        let devices = (self.devices.iter().zip(&self.losses).zip(&self.loss_scale_halvings))
+            .map(|((&d, &loss), &halvings)| DeviceLearned { device: DeviceId(d), loss, loss_scale_halvings: halvings })
+            .collect();
+        Learned { accuracy, devices }
     }
 }
 

@@ -433,6 +433,7 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
             None
         };
         let quantized = s.training.framework.profile().quantized;
+        let learned = stats.learned(eval.map(|e| e.accuracy));
         let row = TrainRoundRow {
             round,
             framework: fw.kind(),
@@ -441,10 +442,10 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
             mean_bits: (quantized && !work.is_empty())
                 .then(|| work.iter().map(|w| w.bits as f64).sum::<f64>() / work.len() as f64),
             wire_bytes: stats.wire_bytes.iter().sum(),
-            train_loss: stats.mean_loss(),
+            train_loss: learned.loss(),
             test_loss: eval.map(|e| e.loss),
-            accuracy: eval.map(|e| e.accuracy),
-            loss_scale_halvings: stats.halvings(),
+            accuracy: learned.accuracy,
+            loss_scale_halvings: learned.loss_scale_halvings(),
             wall_s: start.elapsed().as_secs_f64(),
         };
         table.push(&row)?;
@@ -594,14 +595,7 @@ impl crate::engine::Learner for CoLearner {
         } else {
             None
         };
-        let devices = (stats.devices.iter().zip(&stats.losses).zip(&stats.loss_scale_halvings))
-            .map(|((&d, &loss), &halvings)| crate::engine::DeviceLearned {
-                device: sflam_core::device::DeviceId(d),
-                loss,
-                loss_scale_halvings: halvings,
-            })
-            .collect();
-        Ok(crate::engine::Learned { accuracy: acc, devices })
+        Ok(stats.learned(acc))
     }
 
     fn init_report(&self) -> Option<serde_json::Value> {

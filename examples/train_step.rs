@@ -15,7 +15,7 @@ use sflam::train::model::SplitVit;
 use sflam::train::optim::Adam;
 use sflam::train::training::whole_step;
 use sflam::train::training::{LossScale, check_precision};
-use sflam::train::{BackendKind, Precision, backend_device};
+use sflam::train::{BackendKind, GpuKind, Precision, backend_device};
 
 #[derive(Parser)]
 struct Args {
@@ -34,6 +34,9 @@ struct Args {
     /// `training.backend`: flex, wgpu (cargo feature `gpu`), libtorch (feature `libtorch`) or ndarray (feature `ndarray`).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
+    /// `training.gpu_kind`: discrete, integrated, virtual or cpu.
+    #[arg(long, default_value = "discrete")]
+    gpu_kind: GpuKind,
     /// `training.gpu_index`.
     #[arg(long, default_value_t = 0)]
     gpu_index: usize,
@@ -47,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     sflam::train::tune_allocator();
     let vit = sflam::workload::vit_config(&a.model).ok_or_else(|| anyhow::anyhow!("unknown model {:?}", a.model))?;
     let (kind, precision) = (a.backend, a.precision);
-    let device = backend_device(kind, a.gpu_index)?.autodiff();
+    let device = backend_device(kind, a.gpu_kind, a.gpu_index)?.autodiff();
     check_precision(&device, precision, kind)?;
     let mut model = SplitVit::new(vit, &device).with_precision(precision);
     let mut opt = Adam::new().init();

@@ -1,7 +1,9 @@
 //! The GPU backend (`training.backend = "wgpu"`, cargo feature `gpu`).
 //! Without the feature, asking for it is a clear error. With it, the tests
-//! below run on the machine's first discrete GPU and are skipped, with the
-//! reason printed, where there is none (CI never has one).
+//! below run on the machine's first discrete GPU (another kind with
+//! `SFLAM_TEST_GPU_KIND`, a `training.gpu_kind` name, e.g. `integrated`) and
+//! are skipped, with the reason printed, where there is none (CI never has
+//! one).
 //!
 //! The reference for the GPU is the CPU (flex): the same scenario, seed and
 //! start. Float sums run in other orders on the GPU, so results agree
@@ -15,17 +17,32 @@ fn wgpu_without_the_feature_is_a_clear_error() {
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
     assert!(msg.contains("training.backend") && msg.contains("--features gpu"), "{msg}");
+    assert!(msg.contains("training.gpu_kind = \"discrete\", training.gpu_index = 0"), "{msg}");
 }
 
 #[cfg(feature = "gpu")]
 mod on_the_gpu {
     use crate::backends::{params_diff, scenario, updates_match_the_cpu};
     use burn::tensor::{Tensor, TensorData};
-    use sflam::train::{BackendKind, Trainer, backend_device};
+    use sflam::config::Scenario;
+    use sflam::train::{BackendKind, GpuKind, Trainer, backend_device};
+
+    /// The kind of Vulkan device the tests train on.
+    fn gpu_kind() -> GpuKind {
+        match std::env::var("SFLAM_TEST_GPU_KIND") {
+            Ok(k) => k.parse().unwrap_or_else(|e| panic!("SFLAM_TEST_GPU_KIND: {e}")),
+            Err(_) => GpuKind::Discrete,
+        }
+    }
+
+    /// The shared test scenario on that device.
+    fn on_gpu(extra: &str) -> Scenario {
+        scenario("wgpu", &format!("gpu_kind = \"{}\"\n{extra}", gpu_kind()))
+    }
 
     /// The GPU's trainer, or None (and why, printed) on a machine without one.
     fn gpu_trainer(extra: &str) -> Option<Trainer> {
-        match sflam::train::trainer_of(&scenario("wgpu", extra)) {
+        match sflam::train::trainer_of(&on_gpu(extra)) {
             Ok(t) => Some(t),
             Err(e) => {
                 let msg = e.to_string();
@@ -42,7 +59,10 @@ mod on_the_gpu {
         if gpu_trainer("").is_none() {
             return;
         }
-        let err = backend_device(BackendKind::Wgpu, 97).expect_err("no 98th discrete GPU");
+        if gpu_kind() == GpuKind::Cpu {
+            return; // the CPU device has no index
+        }
+        let err = backend_device(BackendKind::Wgpu, gpu_kind(), 97).expect_err("no 98th GPU of its kind");
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("gpu_index = 97"), "{err}");
     }
@@ -73,7 +93,7 @@ mod on_the_gpu {
         let start = cpu32.initial_params();
         for p in ["f16", "bf16"] {
             let extra = format!("momentum = 0.0\nprecision = \"{p}\"\n");
-            let gpu = match sflam::train::trainer_of(&scenario("wgpu", &extra)) {
+            let gpu = match sflam::train::trainer_of(&on_gpu(&extra)) {
                 Ok(t) => t,
                 Err(e) => {
                     let msg = e.to_string();
@@ -109,7 +129,7 @@ mod on_the_gpu {
         if gpu_trainer("").is_none() {
             return;
         }
-        let dev = backend_device(BackendKind::Wgpu, 0).unwrap().autodiff();
+        let dev = backend_device(BackendKind::Wgpu, gpu_kind(), 0).unwrap().autodiff();
         let (b, t, d) = (4usize, 5usize, 8usize);
         let n = b * t * d;
         let xs: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();

@@ -658,7 +658,8 @@ fn reference_file(name: &str) -> std::path::PathBuf {
 fn timm_reference_logits() {
     use burn::tensor::{Tensor, TensorData};
     let (cfg, shape, input, want) = timm_reference();
-    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex, 0).unwrap();
+    let device =
+        sflam::train::backend_device(sflam::train::BackendKind::Flex, sflam::train::GpuKind::Discrete, 0).unwrap();
     for (file, prefix) in [("timm_vit.safetensors", None), ("timm_vit_wrapped.safetensors", Some("module."))] {
         let mut m = sflam::train::model::SplitVit::new(&cfg, &device);
         let rep = sflam::train::import::load_timm(&mut m, &reference_file(file)).unwrap();
@@ -685,7 +686,8 @@ type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
 #[test]
 fn timm_import_is_strict() {
     let (cfg, _, _, _) = timm_reference();
-    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex, 0).unwrap();
+    let device =
+        sflam::train::backend_device(sflam::train::BackendKind::Flex, sflam::train::GpuKind::Discrete, 0).unwrap();
     let bytes = std::fs::read(reference_file("timm_vit.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -867,7 +869,8 @@ fn timm_checkpoint_resampled_to_another_image_size() {
         }
     };
     let big = sflam::workload::VitConfig { image: r["image"].as_u64().unwrap() as usize, ..cfg.clone() };
-    let device = sflam::train::backend_device(sflam::train::BackendKind::Flex, 0).unwrap();
+    let device =
+        sflam::train::backend_device(sflam::train::BackendKind::Flex, sflam::train::GpuKind::Discrete, 0).unwrap();
     let mut m = sflam::train::model::SplitVit::new(&big, &device);
     let rep = sflam::train::import::load_timm(&mut m, &reference_file("timm_vit.safetensors")).unwrap();
     assert_eq!(rep.resampled.len(), 1, "{rep:?}");

@@ -29,7 +29,7 @@ pub mod wire;
 // The core's modules, as this crate sees them.
 pub(crate) use sflam_core::{config, engine, error, quant, sim, trace, workload};
 
-pub use crate::config::{BackendKind, LrSchedule, OptimizerKind, OptimizerState, Precision};
+pub use crate::config::{BackendKind, GpuKind, LrSchedule, OptimizerKind, OptimizerState, Precision};
 pub use framework::{Framework, ModelState, RoundStats, Work, framework};
 pub use training::{Eval, Params, Trainer, backend_device};
 
@@ -97,7 +97,9 @@ pub struct TrainSettings {
     /// Worker threads; 0 = all cores [1].
     pub threads: usize,
     pub backend: BackendKind,
-    /// The discrete GPU of `backend = "wgpu"` [1].
+    /// The kind of Vulkan device of `backend = "wgpu"`.
+    pub gpu_kind: GpuKind,
+    /// Which device of `gpu_kind` [1].
     pub gpu_index: usize,
 }
 
@@ -124,6 +126,7 @@ impl TrainSettings {
             eval_samples: t.eval_samples,
             threads: s.run.threads,
             backend: t.backend,
+            gpu_kind: t.gpu_kind,
             gpu_index: t.gpu_index,
         }
     }

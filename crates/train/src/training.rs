@@ -14,7 +14,7 @@ use super::model::{DeviceModel, ServerModel};
 use super::params::{load_flat, to_flat};
 use super::wire;
 use super::{OptimizerKind, OptimizerState, TrainSettings};
-use crate::config::{BackendKind, Precision};
+use crate::config::{BackendKind, GpuKind, Precision};
 use crate::error::{Error, Result};
 use crate::sim::rng::{derive_seed, stream};
 use crate::workload::VitConfig;
@@ -122,7 +122,7 @@ impl Trainer {
         let vit = VitConfig { classes: train.classes, ..vit.clone() };
         let mut rng = stream(settings.seed, "partition", 0);
         let parts = dirichlet_partition(&train, devices, settings.alpha, settings.min_samples, &mut rng)?;
-        let plain = backend_device(settings.backend, settings.gpu_index)?;
+        let plain = backend_device(settings.backend, settings.gpu_kind, settings.gpu_index)?;
         check_precision(&plain, settings.precision, settings.backend)?;
         let grad = plain.clone().autodiff();
         // Parameter ids numbered in module order instead of Burn's random
@@ -662,8 +662,9 @@ fn finite_scalar(t: &Tensor<1>, checkpoint: &'static str) -> Result<f64> {
 }
 
 /// The Burn device of a backend, or why it is not in this build or on
-/// this machine. `gpu_index` picks the discrete GPU of `"wgpu"`.
-pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tensor::Device> {
+/// this machine. `gpu_kind` and `gpu_index` pick the Vulkan device of
+/// `"wgpu"`.
+pub fn backend_device(kind: BackendKind, gpu_kind: GpuKind, gpu_index: usize) -> Result<burn::tensor::Device> {
     match kind {
         BackendKind::Flex => Ok(burn::tensor::Device::flex()),
         // Deprecated upstream; kept opt-in because users asked for it.
@@ -687,11 +688,11 @@ pub fn backend_device(kind: BackendKind, gpu_index: usize) -> Result<burn::tenso
                 .into(),
         )),
         #[cfg(feature = "gpu")]
-        BackendKind::Wgpu => gpu_device(gpu_index),
+        BackendKind::Wgpu => gpu_device(gpu_kind, gpu_index),
         #[cfg(not(feature = "gpu"))]
         BackendKind::Wgpu => Err(Error::Input(format!(
-            "training.backend = \"wgpu\" (training.gpu_index = {gpu_index}): this build has no GPU backend; \
-             rebuild with `cargo build --release --features gpu`, or use \"flex\""
+            "training.backend = \"wgpu\" (training.gpu_kind = \"{gpu_kind}\", training.gpu_index = {gpu_index}): \
+             this build has no GPU backend; rebuild with `cargo build --release --features gpu`, or use \"flex\""
         ))),
     }
 }
@@ -717,14 +718,21 @@ fn precision_on(p: Precision, backend: BackendKind, has: impl Fn(Precision) -> b
     )))
 }
 
-/// The Vulkan device of discrete GPU `index`, opened once here so that a
+/// The Vulkan device `index` of `kind`, opened once here so that a
 /// machine without one (no driver, no Vulkan loader, no such index) is a
 /// clear error instead of a panic deep inside the first training step:
 /// Burn's wgpu runtime opens its device lazily and panics when it cannot.
 #[cfg(feature = "gpu")]
-fn gpu_device(index: usize) -> Result<burn::tensor::Device> {
+fn gpu_device(kind: GpuKind, index: usize) -> Result<burn::tensor::Device> {
     use burn::tensor::DeviceKind;
-    let device = burn::tensor::Device::vulkan(DeviceKind::DiscreteGpu(index));
+    let (selector, what) = match kind {
+        GpuKind::Discrete => (DeviceKind::DiscreteGpu(index), format!("discrete GPU {index}")),
+        GpuKind::Integrated => (DeviceKind::IntegratedGpu(index), format!("integrated GPU {index}")),
+        GpuKind::Virtual => (DeviceKind::VirtualGpu(index), format!("virtual GPU {index}")),
+        // The scenario's check keeps the index at 0 here.
+        GpuKind::Cpu => (DeviceKind::Cpu, "CPU device".to_string()),
+    };
+    let device = burn::tensor::Device::vulkan(selector);
     let probe = device.clone();
     // The probe's panics (the runtime's own thread's first, then this
     // thread's) are the expected answer on such a machine: their messages
@@ -750,14 +758,15 @@ fn gpu_device(index: usize) -> Result<burn::tensor::Device> {
     match opened {
         Ok(1.0) => Ok(device),
         Ok(v) => Err(Error::failure(
-            format!("training.backend = \"wgpu\": discrete GPU {index} answered {v} for 1.0"),
+            format!("training.backend = \"wgpu\": Vulkan {what} answered {v} for 1.0"),
             "the GPU backend computed a wrong value",
         )),
         Err(_) => {
             let said = said.lock().map(|v| v.join("; ")).unwrap_or_default();
             Err(Error::Input(format!(
-                "training.backend = \"wgpu\": no Vulkan discrete GPU {index} on this machine \
-                 (training.gpu_index = {index}; is a Vulkan driver and loader installed?): {said}"
+                "training.backend = \"wgpu\": no Vulkan {what} on this machine \
+                 (training.gpu_kind = \"{kind}\", training.gpu_index = {index}; \
+                 is a Vulkan driver and loader installed?): {said}"
             )))
         }
     }

@@ -567,10 +567,20 @@ section! {
         /// `libtorch` cargo feature and PyTorch 2.9.0) or `"ndarray"` (CPU,
         /// deprecated upstream; needs the `ndarray` cargo feature).
         backend: BackendKind = BackendKind::Flex, X, Rule::Any;
-        /// With `backend = "wgpu"`: which discrete GPU, counted from 0 in
-        /// the order Vulkan lists them [1].
+        /// With `backend = "wgpu"`: which kind of Vulkan device trains:
+        /// `"discrete"`, `"integrated"` (a laptop's or an APU's GPU),
+        /// `"virtual"` (a VM's) or `"cpu"` (a software Vulkan driver such
+        /// as Mesa's lavapipe).
+        gpu_kind: GpuKind = GpuKind::Discrete, X, Rule::Any;
+        /// With `backend = "wgpu"`: which device of `gpu_kind`, counted
+        /// from 0 in the order Vulkan lists them; 0 with `"cpu"` [1].
         gpu_index: usize = 0, X, Rule::Any;
     }
+}
+
+choice! {
+    /// The kind of Vulkan device that trains with `training.backend = "wgpu"`.
+    GpuKind { Discrete = "discrete", Integrated = "integrated", Virtual = "virtual", Cpu = "cpu" }
 }
 
 choice! {

@@ -88,6 +88,10 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     if t.micro_batches == 0 || t.micro_batches > t.batch {
         c.push("training.micro_batches", t.micro_batches, "an integer in 1..=training.batch");
     }
+    if t.gpu_kind == crate::config::GpuKind::Cpu && t.gpu_index != 0 {
+        // Vulkan's CPU devices have no index in Burn's device selection.
+        c.push("training.gpu_index", t.gpu_index, "0 when training.gpu_kind = \"cpu\"");
+    }
     if !(t.public_share >= 0.0 && t.public_share < 1.0) {
         c.push("training.public_share", t.public_share, "a share in [0, 1)");
     } else if t.data_part == crate::config::DataPart::Public && t.public_share == 0.0 {

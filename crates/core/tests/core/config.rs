@@ -237,3 +237,19 @@ fn a_choice_parses_its_names_and_refuses_others_listing_them() {
     let e = "cuda".parse::<BackendKind>().unwrap_err();
     assert_eq!(e, "unknown BackendKind `cuda`; allowed: flex, ndarray, wgpu, libtorch");
 }
+
+/// `training.gpu_kind` picks the kind of Vulkan device; the CPU kind has
+/// one device, so an index there is refused, naming both fields.
+#[test]
+fn the_gpu_kind_is_a_choice_and_the_cpu_kind_takes_no_index() {
+    let s =
+        load_scenario_str("[training]\ngpu_kind = \"integrated\"\ngpu_index = 1\n", Path::new("x.toml"), &[]).unwrap();
+    assert_eq!((s.training.gpu_kind.as_str(), s.training.gpu_index), ("integrated", 1));
+    assert_eq!(Scenario::default().training.gpu_kind.as_str(), "discrete");
+    let e = errors("[training]\ngpu_kind = \"cpu\"\ngpu_index = 1\n", &[]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("training.gpu_index") && e[0].contains("training.gpu_kind = \"cpu\""), "{}", e[0]);
+    load_scenario_str("[training]\ngpu_kind = \"cpu\"\n", Path::new("x.toml"), &[]).unwrap();
+    let e = errors("[training]\ngpu_kind = \"tpu\"\n", &[]);
+    assert!(e[0].contains("training.gpu_kind") && e[0].contains("integrated"), "{}", e[0]);
+}

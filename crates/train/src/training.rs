@@ -729,7 +729,13 @@ fn gpu_device(kind: GpuKind, index: usize) -> Result<burn::tensor::Device> {
         GpuKind::Discrete => (DeviceKind::DiscreteGpu(index), format!("discrete GPU {index}")),
         GpuKind::Integrated => (DeviceKind::IntegratedGpu(index), format!("integrated GPU {index}")),
         GpuKind::Virtual => (DeviceKind::VirtualGpu(index), format!("virtual GPU {index}")),
-        // The scenario's check keeps the index at 0 here.
+        // Burn selects Vulkan's CPU device without an index (a scenario
+        // refuses one at load; this is for callers of the library).
+        GpuKind::Cpu if index != 0 => {
+            return Err(Error::Input(format!(
+                "training.gpu_index = {index}: 0 when training.gpu_kind = \"cpu\" (training.backend = \"wgpu\")"
+            )));
+        }
         GpuKind::Cpu => (DeviceKind::Cpu, "CPU device".to_string()),
     };
     let device = burn::tensor::Device::vulkan(selector);

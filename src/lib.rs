@@ -6,8 +6,8 @@
 //! [`engine::Learner`]. See `ARCHITECTURE.md`.
 
 pub use sflam_core::{
-    Error, Result, alloc, config, device, engine, error, git_commit, net, progress, quant, server, sim, trace, units,
-    workload,
+    Error, Result, alloc, config, device, engine, error, git_commit, net, output, progress, quant, server, sim, trace,
+    units, workload,
 };
 pub use sflam_train as train;
 
@@ -18,6 +18,19 @@ pub mod run {
     use crate::engine::{DecisionHook, Learner, RoundHook};
     use crate::trace::{Summary, TraceSink};
     pub use sflam_core::run::{LearnerFactory, RunOptions, learner_of};
+
+    /// Opens and checks every file a run of `s` would read, without
+    /// running: the tables, and (when the scenario trains or names them)
+    /// the data set's files and `training.init` against the model.
+    pub fn check_inputs(s: &Scenario) -> crate::Result<()> {
+        sflam_core::run::check_tables(s)?;
+        let t = &s.training;
+        if t.enabled || !t.init.is_empty() || !t.data_dir.is_empty() {
+            let trainer = crate::train::trainer_of(s)?;
+            crate::train::initial_state(s, &trainer)?;
+        }
+        Ok(())
+    }
     use std::path::PathBuf;
 
     /// The learning half of a scenario: its data split over the simulated

@@ -89,9 +89,15 @@ enum Cmd {
         /// Output folder (overrides run.output_dir).
         #[arg(long, short)]
         output: Option<PathBuf>,
-        /// Continue from the last checkpoint in the output folder.
-        #[arg(long)]
+        /// Continue an unfinished run from its last checkpoint (kept in
+        /// <output>.partial until the run's last round).
+        #[arg(long, conflicts_with = "replace")]
         resume: bool,
+        /// Train again into a folder that holds a finished run or an
+        /// unfinished run's checkpoints (the old run stays whole until the
+        /// new one is complete).
+        #[arg(long)]
+        replace: bool,
         /// Stop after this many rounds in all, with a checkpoint to resume from.
         #[arg(long, value_name = "ROUNDS")]
         stop_after: Option<u32>,
@@ -170,13 +176,19 @@ fn real_main() -> Result<(), sflam::Error> {
         }
         Cmd::Validate { scenario, set } => {
             let s = load_scenario(&scenario, &set)?;
+            sflam::run::check_inputs(&s)?;
+            let t = &s.training;
+            let trains = t.enabled || !t.init.is_empty() || !t.data_dir.is_empty();
+            let files = sflam::config::inputs::input_files(&s, trains);
             println!(
-                "{}: valid ({} devices, {} rounds, allocator {})",
+                "{}: valid ({} devices, {} rounds, allocator {}; {} input file(s) read and checked)",
                 scenario.display(),
                 s.devices.count,
                 s.run.rounds,
-                s.allocator.name
+                s.allocator.name,
+                files.len()
             );
+            println!("{}", sflam::config::memory::estimate(&s, s.network.rb_count).describe());
         }
         Cmd::Workload { json, batch } => {
             if batch == 0 {
@@ -193,6 +205,9 @@ fn real_main() -> Result<(), sflam::Error> {
             }
         }
         Cmd::Sweep { scenario, grid, set, output, jobs, shard, common_seed, quiet } => {
+            if jobs == Some(0) {
+                return Err(sflam::Error::Input("--jobs 0: give at least 1 parallel run (default: all cores)".into()));
+            }
             let base = load_scenario(&scenario, &set)?;
             let grid = if grid.is_empty() { base.sweep.grid.clone() } else { grid };
             if grid.is_empty() {
@@ -219,11 +234,12 @@ fn real_main() -> Result<(), sflam::Error> {
             let dirs = sflam::sweep::run_sweep(&scenario, &set, &axes, &output, &opts)?;
             println!("{} points written under {}", dirs.len(), output.display());
         }
-        Cmd::Train { scenario, set, output, resume, stop_after, quiet } => {
+        Cmd::Train { scenario, set, output, resume, replace, stop_after, quiet } => {
             let s = load_scenario(&scenario, &set)?;
             let out = output.unwrap_or_else(|| s.output_dir());
             let opts = sflam::train::TrainOptions {
                 resume,
+                replace,
                 stop_after,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 on_round: (!quiet).then_some(print_round as fn(&sflam::train::TrainRoundRow)),
@@ -255,8 +271,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code();
-            let err = anyhow::Error::new(e).context(if code == 2 { "bad input" } else { "run failed" });
-            eprintln!("error: {err:#}");
+            // The error's own words: its source (an I/O error) is in them
+            // already, so the chain is not printed again.
+            eprintln!("error: {}: {e}", if code == 2 { "bad input" } else { "run failed" });
             ExitCode::from(code as u8)
         }
     }

@@ -6,6 +6,8 @@
 mod backends;
 mod cli;
 mod cosim;
+mod fuzz;
 mod gpu;
 mod libtorch;
+mod output;
 mod training;

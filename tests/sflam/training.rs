@@ -257,6 +257,15 @@ fn a_resumed_run_reaches_the_identical_result() {
     let stop = sflam::train::TrainOptions { stop_after: Some(2), ..Default::default() };
     let first = sflam::train::train_to_dir(&s, &part, &stop).unwrap();
     assert_eq!(first.rows.len(), 2);
+    // Unfinished, the run is in `part.partial`, where its checkpoints are.
+    assert_eq!(first.dir, dir.path().join("part.partial"));
+    assert!(!part.exists());
+    // Resuming under another scenario is refused.
+    let mut other = s.clone();
+    other.training.lr = 0.1;
+    let resume_only = sflam::train::TrainOptions { resume: true, ..Default::default() };
+    let err = sflam::train::train_to_dir(&other, &part, &resume_only).err().unwrap().to_string();
+    assert!(err.contains("another scenario"), "{err}");
     // The resumed part reports each of its rounds (2 and 3) as it ends.
     static REPORTED: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
     fn report(r: &sflam::train::TrainRoundRow) {
@@ -280,11 +289,10 @@ fn a_resumed_run_reaches_the_identical_result() {
     // rounds from its checkpoint, on file as in memory.
     assert_eq!(whole.participants, resumed.participants);
     assert_eq!(parquet_rows(&part.join("participants.parquet")), resumed.participants.len());
-    // Resuming under another scenario is refused.
-    let mut other = s.clone();
-    other.training.lr = 0.1;
-    let err = sflam::train::train_to_dir(&other, &part, &resume).err().unwrap().to_string();
-    assert!(err.contains("another scenario"), "{err}");
+    assert!(!dir.path().join("part.partial").exists(), "the finished run was swapped in");
+    // A finished run: nothing to resume.
+    let err = sflam::train::train_to_dir(&s, &part, &resume_only).err().unwrap().to_string();
+    assert!(err.contains("nothing to resume"), "{err}");
 }
 
 /// The rows of a Parquet file.
@@ -381,14 +389,15 @@ fn kept_optimizer_state_carries_between_a_devices_rounds() {
         let part = dir.path().join("part");
         let stop = sflam::train::TrainOptions { stop_after: Some(2), ..Default::default() };
         sflam::train::train_to_dir(&s, &part, &stop).unwrap();
-        let saved = std::fs::read_dir(part.join("checkpoints/round-00002")).unwrap().flatten();
+        let partial = dir.path().join("part.partial");
+        let saved = std::fs::read_dir(partial.join("checkpoints/round-00002")).unwrap().flatten();
         assert!(
             saved.map(|e| e.file_name().to_string_lossy().into_owned()).any(|n| n.starts_with("optimizer-")),
             "{fw}"
         );
         let resume = sflam::train::TrainOptions { resume: true, ..Default::default() };
         // A stray file named like a state, but not one, is refused by name.
-        let stray = part.join("checkpoints/round-00002/optimizer-7-elbow.bpk");
+        let stray = partial.join("checkpoints/round-00002/optimizer-7-elbow.bpk");
         std::fs::write(&stray, b"x").unwrap();
         let err = sflam::train::train_to_dir(&s, &part, &resume).err().unwrap();
         assert!(err.exit_code() == 2 && err.to_string().contains("optimizer-7-elbow.bpk"), "{err}");
@@ -425,10 +434,17 @@ fn a_job_killed_between_checkpoint_files_resumes_identically() {
         // Round 3 trains, writes its model files, and the job dies.
         let err = sflam::train::train_to_dir(&s, &part, &opts(3, true, true)).err().unwrap().to_string();
         assert!(err.contains("fault injected"), "{err}");
-        let ck = part.join("checkpoints");
+        let ck = dir.path().join("part.partial/checkpoints");
         assert!(ck.join("round-00003/global.bpk").exists(), "the killed checkpoint's model is on disk");
         // A half-written file in the dead checkpoint changes nothing.
         std::fs::write(ck.join("round-00003/global.bpk"), b"half").unwrap();
+        // A checkpoint from another build of sflam is refused, naming it.
+        let pj = ck.join("progress.json");
+        let text = std::fs::read_to_string(&pj).unwrap();
+        std::fs::write(&pj, text.replacen("(git ", "(git other-", 1)).unwrap();
+        let err = sflam::train::train_to_dir(&s, &part, &opts(4, true, false)).err().unwrap().to_string();
+        assert!(err.contains("same one") && err.contains("other-"), "{err}");
+        std::fs::write(&pj, text).unwrap();
         let resumed = sflam::train::train_to_dir(&s, &part, &opts(4, true, false)).unwrap();
         let strip = |rows: &[sflam::train::TrainRoundRow]| -> Vec<_> {
             rows.iter()
@@ -441,13 +457,8 @@ fn a_job_killed_between_checkpoint_files_resumes_identically() {
         };
         assert_eq!(strip(&whole.rows), strip(&resumed.rows), "{fw}");
         assert_eq!(whole.state, resumed.state, "{fw}");
+        let ck = part.join("checkpoints");
         assert!(!ck.join("round-00003").exists() && ck.join("round-00004").exists(), "{fw}: old folders removed");
-        // A checkpoint from another build of sflam is refused, naming it.
-        let pj = ck.join("progress.json");
-        let text = std::fs::read_to_string(&pj).unwrap().replacen("(git ", "(git other-", 1);
-        std::fs::write(&pj, text).unwrap();
-        let err = sflam::train::train_to_dir(&s, &part, &opts(4, true, false)).err().unwrap().to_string();
-        assert!(err.contains("same one") && err.contains("other-"), "{err}");
     }
 }
 
@@ -1527,4 +1538,47 @@ fn parts_sum_in_order_as_burns_accumulator() {
     // Not a sum of equal parts: the five batches' gradients differ.
     let single = grads_of(&m, &parts().remove(0));
     assert!(max_abs_diff(&single.iter().map(|g| g * 5.0).collect::<Vec<_>>(), &want) > 1e-6);
+}
+
+/// `sflam train` folders: a finished run or an unfinished run's
+/// checkpoints are never discarded without `--replace`; `--resume`
+/// without a checkpoint says so; a replacement keeps the old run whole
+/// until the new one is complete.
+#[test]
+fn train_folders_are_replaced_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario("");
+    s.run.rounds = 2;
+    let out = dir.path().join("t");
+    let opts =
+        |resume, replace, stop| sflam::train::TrainOptions { resume, replace, stop_after: stop, ..Default::default() };
+    let err = sflam::train::train_to_dir(&s, &out, &opts(true, false, None)).err().unwrap();
+    assert!(err.exit_code() == 2 && err.to_string().contains("no checkpoint to resume from"), "{err}");
+    assert!(!out.exists() && !dir.path().join("t.partial").exists());
+    let first = sflam::train::train_to_dir(&s, &out, &opts(false, false, None)).unwrap();
+    let model = std::fs::read(out.join("model.bpk")).unwrap();
+    // Finished: refused without --replace, the model untouched.
+    let err = sflam::train::train_to_dir(&s, &out, &opts(false, false, None)).err().unwrap();
+    assert!(err.exit_code() == 2 && err.to_string().contains("--replace"), "{err}");
+    // A replacement stopped half-way: the old run is whole beside its checkpoints.
+    let mut other = s.clone();
+    other.run.seed = 9;
+    sflam::train::train_to_dir(&other, &out, &opts(false, true, Some(1))).unwrap();
+    assert_eq!(std::fs::read(out.join("model.bpk")).unwrap(), model);
+    assert!(dir.path().join("t.partial/checkpoints/progress.json").exists());
+    // The unfinished run's checkpoints: neither --resume nor --replace is refused.
+    let err = sflam::train::train_to_dir(&other, &out, &opts(false, false, None)).err().unwrap();
+    assert!(err.to_string().contains("--resume continues it"), "{err}");
+    let done = sflam::train::train_to_dir(&other, &out, &opts(true, false, None)).unwrap();
+    assert_eq!(done.dir, out.canonicalize().unwrap());
+    assert_ne!(std::fs::read(out.join("model.bpk")).unwrap(), model, "replaced when complete");
+    assert_ne!(first.state, done.state);
+    assert!(!dir.path().join("t.partial").exists() && !dir.path().join("t.replaced").exists());
+    // A folder of the user's: refused, the file kept.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "n").unwrap();
+    let err = sflam::train::train_to_dir(&s, &mine, &opts(false, true, None)).err().unwrap();
+    assert!(err.to_string().contains("did not write"), "{err}");
+    assert_eq!(std::fs::read_to_string(mine.join("notes.txt")).unwrap(), "n");
 }

@@ -9,7 +9,7 @@
 
 use crate::config::{BackhaulTopology, Scenario};
 use crate::error::{Error, Result};
-use crate::geo::read_columns;
+use crate::geo::{Column, read_columns};
 use crate::units::{SimDuration, SimTime};
 use petgraph::graph::{EdgeIndex, NodeIndex, UnGraph};
 use petgraph::visit::EdgeRef;
@@ -128,7 +128,14 @@ impl Backhaul {
 }
 
 fn read_links(path: &Path) -> Result<Vec<(i64, i64, Link)>> {
-    let cols = read_columns(path, &["from", "to", "rate_bps", "latency_s"], &[])?;
+    let spec = [
+        Column::required("from", -1.0, 1e9),
+        Column::required("to", -1.0, 1e9),
+        // 1 bit/s to 1 Pbit/s; up to about 11 days.
+        Column::required("rate_bps", 1.0, 1e15),
+        Column::required("latency_s", 0.0, 1e6),
+    ];
+    let cols = read_columns(path, "backhaul.links_file", &spec)?;
     let (from, to, rate, lat) = (&cols["from"], &cols["to"], &cols["rate_bps"], &cols["latency_s"]);
     let mut out = Vec::with_capacity(from.len());
     for (i, (((&a, &z), &rate_bps), &latency_s)) in from.iter().zip(to).zip(rate).zip(lat).enumerate() {

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod geo;
 pub mod net;
+pub mod output;
 pub mod phases;
 pub mod progress;
 pub mod quant;

@@ -1,14 +1,16 @@
 //! One run, wired in one place: scenario -> engine (+ the learner, when
 //! the scenario trains) -> sink -> output folder.
 //!
-//! Output goes to `<dir>.partial` and is renamed to `<dir>` only when the
-//! run completed and every file was closed, so an interrupted or failed run
-//! never leaves output that looks complete.
+//! Output goes to `<dir>.partial` and is swapped in for `<dir>` only when
+//! the run completed and every file was closed, so an interrupted or failed
+//! run never leaves output that looks complete; `crate::output` decides
+//! what may be replaced (only a complete run sflam wrote) and locks it.
 
 use crate::alloc::{Decision, Problem, build_plan};
 use crate::config::Scenario;
 use crate::engine::{DecisionHook, Engine, Ev, Learner, RoundHook};
 use crate::error::{Error, Result};
+use crate::output::{Kind, Staged};
 use crate::sim::Kernel;
 use crate::trace::{ParquetSink, RoundRow, Summary, TraceSink, TrainingThroughput};
 use crate::units::SimTime;
@@ -126,6 +128,20 @@ pub fn simulate(
     })
 }
 
+/// Reads and checks every table a run of `s` would read (cells, device
+/// positions, backhaul links) without running it; `sflam validate` adds
+/// the learning half's files.
+pub fn check_tables(s: &Scenario) -> Result<()> {
+    let cells = crate::geo::Cells::build(s)?;
+    if s.devices.placement == crate::config::Placement::File {
+        crate::geo::place(s, &cells, &mut vec![0.0; s.devices.count])?;
+    }
+    if s.backhaul.enabled {
+        crate::backhaul::Backhaul::build(s, cells.len(), 0)?;
+    }
+    Ok(())
+}
+
 fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
@@ -133,20 +149,49 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// Runs a scenario into its output folder: Parquet traces, `summary.json`
 /// and `scenario.resolved.toml`. Returns the folder and the summary.
 pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)> {
-    let out = s.output_dir();
-    let partial = PathBuf::from(format!("{}.partial", out.display()));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    }
-    std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    write(&partial.join("scenario.resolved.toml"), &s.resolved_toml())?;
+    // Both folders are checked and locked before any work.
+    let mut staged = Staged::open(&s.output_dir(), Kind::Run)?;
     if let Some(d) = &opts.dump_problems {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        let d = crate::output::normalize(d)?;
+        if d.starts_with(staged.out()) || staged.out().starts_with(&d) {
+            return Err(Error::Input(format!(
+                "--dump-problems {}: a folder apart from the run's output {} (neither inside the other)",
+                d.display(),
+                staged.out().display()
+            )));
+        }
     }
+    let mut dump = opts.dump_problems.as_deref().map(|d| Staged::open(d, Kind::DumpProblems)).transpose()?;
+    staged.fresh()?;
+    if let Some(d) = &mut dump {
+        d.fresh()?;
+    }
+    match write_run(s, opts, staged.dir(), dump.as_ref().map(|d| d.dir())) {
+        Ok(summary) => {
+            if let Some(d) = dump {
+                d.commit()?;
+            }
+            staged.commit()?;
+            Ok((s.output_dir(), summary))
+        }
+        Err(e) => {
+            // Ours alone, and nothing a later run could use.
+            staged.discard();
+            if let Some(d) = dump {
+                d.discard();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The run's files into `partial` (and its problems into `dump_dir`).
+fn write_run(s: &Scenario, opts: &RunOptions, partial: &Path, dump_dir: Option<&Path>) -> Result<Summary> {
+    write(&partial.join("scenario.resolved.toml"), &s.resolved_toml_with_inputs(s.training.enabled)?)?;
     let learner = learner_of(s, opts.learner)?;
-    let mut sink = ParquetSink::create(&partial, s.run.events_trace, s.run.row_group_rows, s.run.worker_threads())?;
+    let mut sink = ParquetSink::create(partial, s.run.events_trace, s.run.row_group_rows, s.run.worker_threads())?;
     let bar = crate::progress::bar(opts.progress, s.run.rounds as u64);
-    let dump_dir = opts.dump_problems.clone();
+    let dump_dir = dump_dir.map(Path::to_path_buf);
     let multi_cell = s.cells.count > 1;
     let on_decision: Option<DecisionHook<'_>> = dump_dir.map(|dir| {
         Box::new(move |cell, p: &Problem, d: &Decision| {
@@ -176,9 +221,5 @@ pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)>
     bar.finish_and_clear();
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Trace(e.to_string()))?;
     write(&partial.join("summary.json"), &json)?;
-    if out.exists() {
-        std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    }
-    std::fs::rename(&partial, &out).map_err(|e| Error::io(&out, e))?;
-    Ok((out, summary))
+    Ok(summary)
 }

@@ -4,8 +4,9 @@
 //! as one table. `--shard i/n` keeps the points `j` with `j % n == i`, so a
 //! job-array engine can spread a sweep over machines.
 
-use crate::config::{Scenario, load_scenario_str};
+use crate::config::{Scenario, inputs, load_scenario_str};
 use crate::error::{Error, Result};
+use crate::output::{self, Found, Kind};
 use crate::run::{LearnerFactory, RunOptions, run_to_dir};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -35,6 +36,29 @@ pub fn parse_axis(s: &str) -> Result<Axis> {
         }
     }
     Ok(Axis { key: key.trim().to_string(), values })
+}
+
+/// Refuses a grid that would write one folder twice: an axis given twice
+/// (`--grid run.seed=1,2 --grid run.seed=3,4`) or a value repeated within
+/// an axis (`run.seed=1,1`).
+pub fn check_axes(axes: &[Axis]) -> Result<()> {
+    for (i, a) in axes.iter().enumerate() {
+        if axes[..i].iter().any(|b| b.key == a.key) {
+            return Err(Error::Input(format!(
+                "--grid {}: the key is given as two axes; give its values once, as {}=V1,V2,...",
+                a.key, a.key
+            )));
+        }
+        for (j, v) in a.values.iter().enumerate() {
+            if a.values[..j].iter().any(|w| w.trim_matches('"') == v.trim_matches('"')) {
+                return Err(Error::Input(format!(
+                    "--grid {}: value `{v}` is given twice; each value names one point's folder",
+                    a.key
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses `i/n` with 0 <= i < n.
@@ -119,37 +143,51 @@ pub fn point_scenario(
     Ok(s)
 }
 
-/// Whether the complete run in `s`'s output folder ran exactly `s`.
-fn ran_the_same(s: &Scenario) -> bool {
+/// Why the complete run in `s`'s output folder is not a run of exactly
+/// `s` on the same input files; `None` when it is.
+fn stale(s: &Scenario) -> Result<Option<String>> {
     let path = s.output_dir().join("scenario.resolved.toml");
-    std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| load_scenario_str(&text, &path, &[]).ok())
-        .is_some_and(|old| old == *s)
+    let Some(text) = std::fs::read_to_string(&path).ok() else {
+        return Ok(Some("its scenario.resolved.toml cannot be read".into()));
+    };
+    if load_scenario_str(&text, &path, &[]).ok().is_none_or(|old| old != *s) {
+        return Ok(Some("its scenario.resolved.toml differs from what the sweep would run now".into()));
+    }
+    let now = inputs::input_digests(s, s.training.enabled)?;
+    Ok(inputs::changed(&inputs::recorded(&text), &now))
 }
 
 /// Runs this shard's points; returns the folders written. Points already
 /// complete are skipped, so a sweep resumes, but only when they ran the
 /// same scenario; otherwise the sweep refuses before running anything.
 pub fn run_sweep(file: &Path, base: &[String], axes: &[Axis], out: &Path, o: &SweepOptions) -> Result<Vec<PathBuf>> {
+    check_axes(axes)?;
     let text = crate::config::read_scenario_text(file)?;
+    // The sweep's folder: locked for this process, and a sweep's (marked)
+    // or new; its points are runs, each replaced only as a run would be.
+    let abs = output::normalize(out)?;
+    let _lock = output::Lock::take(&abs, out)?;
+    match output::inspect(&abs, Kind::Sweep, out)? {
+        Found::Absent | Found::Empty => output::create_marked(&abs, Kind::Sweep)?,
+        Found::Ours { .. } => {}
+    }
     let mine: Vec<Point> = points(axes).into_iter().filter(|p| p.index % o.shard.1 == o.shard.0).collect();
     // Validate every point before running any.
     let scenarios: Vec<Scenario> =
         mine.iter().map(|p| point_scenario(&text, file, base, p, out, o.common_seed)).collect::<Result<_>>()?;
     // A complete point is resumed only if it ran what this sweep would run.
-    let changed: Vec<String> = scenarios
-        .iter()
-        .filter(|s| s.output_dir().join("summary.json").exists() && !ran_the_same(s))
-        .map(|s| s.output_dir().display().to_string())
-        .collect();
+    let mut changed = Vec::new();
+    for s in scenarios.iter().filter(|s| output::is_complete(&s.output_dir(), Kind::Run)) {
+        if let Some(why) = stale(s)? {
+            changed.push(format!("{} ({why})", s.output_dir().display()));
+        }
+    }
     if !changed.is_empty() {
         return Err(Error::Input(format!(
-            "{} point(s) of this sweep were run with another scenario (their scenario.resolved.toml differs \
-             from what the sweep would run now), so they cannot be resumed: {}; remove them to re-run them, \
-             or write the sweep elsewhere with -o",
+            "{} point(s) of this sweep were run with another scenario or other input files, so they cannot \
+             be resumed: {}; remove them to re-run them, or write the sweep elsewhere with -o",
             changed.len(),
-            changed.join(", ")
+            changed.join("; ")
         )));
     }
     let bar =
@@ -167,7 +205,7 @@ pub fn run_sweep(file: &Path, base: &[String], axes: &[Axis], out: &Path, o: &Sw
                         break;
                     }
                     let dir = s.output_dir();
-                    let r = if dir.join("summary.json").exists() {
+                    let r = if output::is_complete(&dir, Kind::Run) {
                         Ok(dir.clone())
                     } else {
                         run_to_dir(s, &RunOptions { learner: o.learner, ..RunOptions::default() }).map(|(d, _)| d)
@@ -213,5 +251,9 @@ mod tests {
         assert!(parse_shard("4/4").is_err());
         assert!(parse_axis("a=").is_err());
         assert!(parse_axis("a=../x").is_err());
+        assert!(check_axes(&[parse_axis("a=1,1").unwrap()]).is_err());
+        assert!(check_axes(&[parse_axis("a=1,\"1\"").unwrap()]).is_err());
+        assert!(check_axes(&[parse_axis("a=1,2").unwrap(), parse_axis("a=3").unwrap()]).is_err());
+        assert!(check_axes(&axes).is_ok());
     }
 }

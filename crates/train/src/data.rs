@@ -14,28 +14,10 @@ use rand_distr::{Distribution, Gamma};
 use rand_pcg::Pcg64;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-/// Where Debian's `dataset-fashion-mnist` puts its files.
-pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
-
-/// The subset of Fashion-MNIST shipped with the repository (6,000 training
-/// and 1,000 test images, MIT-licensed; see its README), read when the
-/// full set is not installed.
-pub const FASHION_MNIST_SUBSET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist-subset");
-
-/// Where Fashion-MNIST is read from when `training.data_dir` is empty:
-/// Debian's full set when installed, else the shipped subset.
-pub fn fashion_mnist_default_dir() -> &'static Path {
-    let full = Path::new(FASHION_MNIST_DIR);
-    if full.join("train-images-idx3-ubyte.gz").exists() || full.join("train-images-idx3-ubyte").exists() {
-        full
-    } else {
-        Path::new(FASHION_MNIST_SUBSET_DIR)
-    }
-}
+use std::path::Path;
 
 pub use crate::config::DatasetKind;
+pub use crate::config::inputs::{FASHION_MNIST_DIR, FASHION_MNIST_SUBSET_DIR, fashion_mnist_default_dir};
 
 /// A labelled image set.
 #[derive(Clone, Debug)]
@@ -213,23 +195,42 @@ fn idx(path: &Path, want_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     if bytes.len() < head {
         return Err(bad("short header"));
     }
-    let dims: Vec<usize> =
-        (0..want_dims).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    if bytes.len() != head + dims.iter().product::<usize>() {
-        return Err(bad("length does not match the header"));
+    let dims: Vec<usize> = (0..want_dims)
+        .map(|i| u32::from_be_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize)
+        .collect();
+    if let Some(i) = dims.iter().position(|&d| d == 0) {
+        return Err(Error::Input(format!(
+            "{}: dimension {} of the IDX header is 0: a data set needs at least one item of at least 1x1 pixels",
+            path.display(),
+            i + 1
+        )));
+    }
+    let body = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if body.and_then(|b| b.checked_add(head)) != Some(bytes.len()) {
+        return Err(bad(&format!("length {} does not match the header's dimensions {dims:?}", bytes.len())));
     }
     Ok((dims, bytes[head..].to_vec()))
 }
 
 fn fashion_mnist(dir: &Path, split: &str) -> Result<Dataset> {
-    let find = |stem: &str| -> PathBuf {
-        let gz = dir.join(format!("{stem}.gz"));
-        if gz.exists() { gz } else { dir.join(stem) }
-    };
+    let find = |stem: &str| crate::config::inputs::fashion_mnist_file(dir, stem);
     let (idims, pixels) = idx(&find(&format!("{split}-images-idx3-ubyte")), 3)?;
     let (ldims, labels) = idx(&find(&format!("{split}-labels-idx1-ubyte")), 1)?;
-    if idims[0] != ldims[0] || idims[1] != idims[2] {
-        return Err(Error::Input(format!("{}: {split} images and labels disagree", dir.display())));
+    if idims[1] != idims[2] {
+        return Err(Error::Input(format!(
+            "{}: {split} images are {}x{} pixels: square images are needed",
+            dir.display(),
+            idims[1],
+            idims[2]
+        )));
+    }
+    if idims[0] != ldims[0] {
+        return Err(Error::Input(format!(
+            "{}: {} {split} images but {} labels: one label per image is needed",
+            dir.display(),
+            idims[0],
+            ldims[0]
+        )));
     }
     if let Some(l) = labels.iter().find(|&&l| l >= 10) {
         return Err(Error::Input(format!("{}: {split} label {l}: allowed 0..=9", dir.display())));
@@ -275,6 +276,13 @@ fn cifar(kind: DatasetKind, dir: &Path) -> Result<(Dataset, Dataset)> {
                 labels.push(l);
                 pixels.extend_from_slice(&r[label_bytes..]);
             }
+        }
+        if labels.is_empty() {
+            return Err(Error::Input(format!(
+                "{}: {} hold no images; a data set needs at least one",
+                dir.display(),
+                files.join(", ")
+            )));
         }
         Ok(Dataset {
             pixels,

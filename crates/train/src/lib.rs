@@ -33,13 +33,14 @@ pub use crate::config::{BackendKind, GpuKind, LrSchedule, OptimizerKind, Optimiz
 pub use framework::{Framework, ModelState, RoundStats, Work, framework};
 pub use training::{Eval, Params, Trainer, backend_device};
 
-use crate::config::{FrameworkKind, Scenario};
+use crate::config::{FrameworkKind, Scenario, inputs};
 use crate::error::{Error, Result};
 use crate::sim::rng::stream;
 use crate::trace::parquet::TableFile;
 use params::weighted_average_model;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
+use sflam_core::output::{Found, Kind, Staged};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -168,6 +169,14 @@ pub fn initial_state(s: &Scenario, t: &Trainer) -> Result<(ModelState, Option<im
     } else {
         t.load(Path::new(init))?
     };
+    for (half, v) in [("device", &global.device), ("server", &global.server)] {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Input(format!(
+                "{init} (training.init): the {half} side's parameter {i} is {}; a model's parameters are finite",
+                v[i]
+            )));
+        }
+    }
     Ok((ModelState { global, local: Default::default() }, report))
 }
 
@@ -251,8 +260,13 @@ struct Progress {
 /// Options of `sflam train`.
 #[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
-    /// Continue from the last checkpoint in the output folder.
+    /// Continue from the last checkpoint of an unfinished run (kept in
+    /// `<out>.partial`).
     pub resume: bool,
+    /// Train again into a folder that holds a finished run or an
+    /// unfinished run's checkpoints; the old run stays whole until the new
+    /// one is complete.
+    pub replace: bool,
     /// Stop (with a checkpoint) after this many rounds in all; the run can
     /// be resumed later (time-limited cluster jobs).
     pub stop_after: Option<u32>,
@@ -341,6 +355,12 @@ fn load_checkpoint(t: &Trainer, out: &Path, scenario: &str) -> Result<(ModelStat
             pj.display()
         )));
     }
+    if let Some(why) = inputs::changed(&inputs::recorded(&p.scenario), &inputs::recorded(scenario)) {
+        return Err(Error::Input(format!(
+            "{}: cannot resume: {why}; start again without --resume (--replace), or restore the file",
+            pj.display()
+        )));
+    }
     if p.scenario != scenario {
         let build =
             |s: &str| s.lines().find(|l| l.starts_with("# sflam ")).unwrap_or("").trim_start_matches("# ").to_string();
@@ -392,8 +412,49 @@ pub fn sample_participants(s: &Scenario, round: u32) -> Vec<u32> {
 /// `participants.parquet`, `devices.parquet`, `scenario.toml` and
 /// checkpoints into `out`.
 pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<TrainOutcome> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let scenario = s.resolved_toml();
+    // Checked and locked before any work; written aside in `<out>.partial`
+    // (where an unfinished run keeps its checkpoints) and swapped in whole.
+    let mut staged = Staged::open(out, Kind::Train)?;
+    let finished = staged.target == Found::Ours { complete: true };
+    let progress_file = ckpt_dir(staged.dir()).join("progress.json");
+    let unfinished = staged.leftover == Found::Ours { complete: false } && progress_file.exists();
+    if opts.resume && !unfinished {
+        return Err(Error::Input(if finished {
+            format!(
+                "--resume: the run in {} is finished, so there is nothing to resume (--replace trains it again)",
+                out.display()
+            )
+        } else {
+            format!(
+                "--resume: there is no checkpoint to resume from: an unfinished `sflam train` keeps its \
+                 checkpoints in {}, which holds none; start without --resume",
+                staged.dir().display()
+            )
+        }));
+    }
+    if !opts.resume && !opts.replace {
+        if unfinished {
+            return Err(Error::Input(format!(
+                "{} holds the checkpoints of an unfinished run of {}: --resume continues it, --replace \
+                 discards it and starts again",
+                staged.dir().display(),
+                out.display()
+            )));
+        }
+        if finished {
+            return Err(Error::Input(format!(
+                "{} holds a finished `sflam train` run; --replace trains again into it (the old run stays \
+                 whole until the new one is complete), or choose another folder with -o",
+                out.display()
+            )));
+        }
+    }
+    if !opts.resume {
+        staged.fresh()?;
+    }
+    let work = staged.dir().to_path_buf();
+    let out = work.as_path();
+    let scenario = s.resolved_toml_with_inputs(true)?;
     let trainer = trainer_of(s)?;
     let fw = framework(s.training.framework);
     let (mut state, mut rows, mut participants, import) = if opts.resume {
@@ -497,8 +558,10 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
         let tmp = out.join("model.partial.bpk");
         std::fs::copy(&last, &tmp).map_err(|e| Error::io(&last, e))?;
         std::fs::rename(&tmp, out.join("model.bpk")).map_err(|e| Error::io(out, e))?;
+        let dir = staged.commit()?;
+        return Ok(TrainOutcome { dir, rows, participants, state });
     }
-    Ok(TrainOutcome { dir: out.to_path_buf(), rows, participants, state })
+    Ok(TrainOutcome { dir: work, rows, participants, state })
 }
 
 /// The learning half inside the simulation (`training.enabled`): the

@@ -373,6 +373,12 @@ impl Trainer {
             0 => self.test.len(),
             k => k.min(self.test.len()),
         };
+        if n == 0 {
+            // Accuracy and loss of no images are undefined, not 0.
+            return Err(Error::Input(
+                "training.dataset: the test set holds no images, so the model cannot be evaluated".into(),
+            ));
+        }
         let chunks: Vec<Vec<u32>> = (0..n as u32).collect::<Vec<_>>().chunks(256).map(<[u32]>::to_vec).collect();
         let loss_fn = CrossEntropyLossConfig::new().init(&self.plain);
         let per: Vec<(f64, usize)> = self.parallel(&chunks, |idx| {

@@ -88,13 +88,10 @@ impl Allocator for Bcd {
         for i in 0..n {
             let j = (0..k).max_by(|&a, &b| p.candidates[i].gains[a].total_cmp(&p.candidates[i].gains[b])).unwrap_or(0);
             if self.start == BcdStart::ClosedForm
-                && let Some(mut pw) = p.min_power_w(&p.candidates[i], j, p.bits_max)
+                && let Some(pw) = p.min_power_w(&p.candidates[i], j, p.bits_max)
             {
                 // Keep the feasible side by the last ulps, as P1 does.
-                while value(i, j, pw, p.bits_max).is_none() && pw < p.candidates[i].p_max_w {
-                    pw = (pw * (1.0 + 1e-14)).min(p.candidates[i].p_max_w);
-                }
-                power[i] = pw;
+                power[i] = nudge_feasible(pw, p.candidates[i].p_max_w, |pw| value(i, j, pw, p.bits_max).is_some());
             }
             if let Some((b, _)) = best_bits(i, j, power[i]) {
                 bits[i] = b;
@@ -128,10 +125,7 @@ impl Allocator for Bcd {
                 {
                     // SCA lands on the constraint from below; keep the
                     // feasible side by the last ulps.
-                    let mut pw = pw;
-                    while value(i, j, pw, bits[i]).is_none() && pw < c.p_max_w {
-                        pw = (pw * (1.0 + 1e-14)).min(c.p_max_w);
-                    }
+                    let pw = nudge_feasible(pw, c.p_max_w, |pw| value(i, j, pw, bits[i]).is_some());
                     if value(i, j, pw, bits[i]).is_some() {
                         power[i] = pw;
                     }
@@ -189,3 +183,21 @@ mod tests {
         }
     }
 }
+
+/// A power that lands on a constraint from below, moved up by relative
+/// steps of 1e-14 (the last ulps) until `feasible` holds, at most
+/// [`NUDGE_STEPS`] steps and never past `p_max_w` [W]. Bounded: a power
+/// still infeasible after them is left to the caller's feasibility check.
+fn nudge_feasible(mut pw: f64, p_max_w: f64, feasible: impl Fn(f64) -> bool) -> f64 {
+    for _ in 0..NUDGE_STEPS {
+        if feasible(pw) || pw >= p_max_w {
+            break;
+        }
+        pw = (pw * (1.0 + 1e-14)).min(p_max_w);
+    }
+    pw
+}
+
+/// Steps of [`nudge_feasible`]: rounding is a few ulps; a gap wider than
+/// this is not rounding.
+const NUDGE_STEPS: u32 = 64;

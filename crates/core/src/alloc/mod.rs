@@ -205,7 +205,14 @@ pub fn allocator_from(name: &str, cfg: &AllocatorConfig) -> Option<Box<dyn Alloc
 /// `{"problem": .., "decision": ..}`), checks it, and solves it.
 pub fn solve_file(path: &std::path::Path, name: &str, seed: u64) -> crate::Result<Decision> {
     use crate::error::Error;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::Input(format!(
+            "{}: not a problem file: byte {} is not UTF-8 text (a problem is JSON, as --dump-problems writes it)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: not JSON: {e}", path.display())))?;
     let pv = v.get("problem").cloned().unwrap_or(v);

@@ -106,8 +106,10 @@ impl Problem {
 
     /// Bits uploaded by candidate `c` in the round at `bits` [bit].
     pub fn round_upload_bits(&self, c: &Candidate, bits: u32) -> f64 {
+        // Saturating: `check` bounds a problem from outside so that no
+        // level comes near 2^64; the engine's own sizes are far below.
         let per = crate::quant::message_bits(c.activation_elements, bits);
-        (self.iterations_of(c) as u64 * per + c.extra_upload_bits) as f64
+        (self.iterations_of(c) as u64).saturating_mul(per).saturating_add(c.extra_upload_bits) as f64
     }
 
     /// The quantized bit levels, `bits_min..=bits_max`.
@@ -163,12 +165,25 @@ impl Problem {
     }
 }
 
+/// The most iterations a round may have [1] (`run.iterations` too).
+pub const ITERATIONS_MAX: u32 = 1_000_000;
+/// The most activation elements one upload may carry [1]: 2^36, far above
+/// ViT-L/32's 3.3 M at batch 64, and small enough that a round's bits
+/// (x 32 bits x [`ITERATIONS_MAX`] < 2^20, + 2^53) stay below 2^62.
+pub const ACTIVATION_ELEMENTS_MAX: u64 = 1 << 36;
+/// The most bits of a model upload [bit]: 2^53 (1 PiB).
+pub const EXTRA_UPLOAD_BITS_MAX: u64 = 1 << 53;
+
 impl Problem {
     /// Checks a problem read from outside: shapes and ranges.
     pub fn check(&self) -> Result<(), String> {
         let pos = |v: f64| v.is_finite() && v > 0.0;
-        if self.rb_count == 0 {
-            return Err("field `rb_count`: must be at least 1".into());
+        let rb_max = crate::config::RB_COUNT_MAX;
+        if !(1..=rb_max).contains(&self.rb_count) {
+            return Err(format!("field `rb_count` = {}: must be in 1..={rb_max}", self.rb_count));
+        }
+        if !(self.rb_bandwidth_hz <= 1e10) {
+            return Err(format!("field `rb_bandwidth_hz` = {}: must be at most 1e10", self.rb_bandwidth_hz));
         }
         for (name, v) in
             [("rb_bandwidth_hz", self.rb_bandwidth_hz), ("noise_w", self.noise_w), ("deadline_s", self.deadline_s)]
@@ -177,8 +192,8 @@ impl Problem {
                 return Err(format!("field `{name}` = {v}: must be a finite number > 0"));
             }
         }
-        if self.iterations == 0 {
-            return Err("field `iterations`: must be at least 1".into());
+        if !(1..=ITERATIONS_MAX).contains(&self.iterations) {
+            return Err(format!("field `iterations` = {}: must be in 1..={ITERATIONS_MAX}", self.iterations));
         }
         if !(1..=16).contains(&self.bits_min) || !(1..=16).contains(&self.bits_max) || self.bits_min > self.bits_max {
             return Err(format!(
@@ -190,6 +205,30 @@ impl Problem {
             return Err(format!("field `weight_j` = {}: must be a finite number >= 0", self.weight_j));
         }
         for (i, c) in self.candidates.iter().enumerate() {
+            if let Some(j) = self.candidates[..i].iter().position(|o| o.device == c.device) {
+                return Err(format!(
+                    "candidates[{i}].device = {}: the same device as candidates[{j}]; each device is a candidate once",
+                    c.device.0
+                ));
+            }
+            if c.iterations > ITERATIONS_MAX {
+                return Err(format!(
+                    "candidates[{i}].iterations = {}: must be in 0..={ITERATIONS_MAX} (0: the problem's)",
+                    c.iterations
+                ));
+            }
+            if c.activation_elements > ACTIVATION_ELEMENTS_MAX {
+                return Err(format!(
+                    "candidates[{i}].activation_elements = {}: must be at most {ACTIVATION_ELEMENTS_MAX}",
+                    c.activation_elements
+                ));
+            }
+            if c.extra_upload_bits > EXTRA_UPLOAD_BITS_MAX {
+                return Err(format!(
+                    "candidates[{i}].extra_upload_bits = {}: must be at most {EXTRA_UPLOAD_BITS_MAX}",
+                    c.extra_upload_bits
+                ));
+            }
             if c.gains.len() != self.rb_count {
                 return Err(format!(
                     "candidates[{i}].gains: {} values, expected rb_count = {}",

@@ -13,6 +13,9 @@ pub fn load_scenario(path: &Path, overrides: &[String]) -> Result<Scenario> {
 /// A scenario file's text. A file that is not UTF-8 is bad input (exit 2),
 /// named with the byte where it stops being text.
 pub fn read_scenario_text(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        return Err(Error::Input(format!("{} is a folder; a scenario is a .toml file", path.display())));
+    }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     String::from_utf8(bytes).map_err(|e| {
         Error::Config(vec![ConfigError {
@@ -39,6 +42,12 @@ pub fn load_scenario_str(text: &str, path: &Path, overrides: &[String]) -> Resul
         };
         Origin::File { path: path.to_path_buf(), line, column }
     };
+
+    // Keys no section declares, in the file and in the overrides, are all
+    // reported at once, with every other problem of the scenario.
+    if let Some(errs) = unknown_keys_and_the_rest(text, overrides, &file_origin)? {
+        return Err(Error::Config(errs));
+    }
 
     // Pass 1: the file alone, so that errors point into it.
     let de = toml::de::Deserializer::parse(text)
@@ -103,6 +112,118 @@ pub fn load_scenario_str(text: &str, path: &Path, overrides: &[String]) -> Resul
         return Err(Error::Config(errs));
     }
     Ok(scenario)
+}
+
+/// The keys of `table` that no section declares: (dotted key, message).
+fn unknown_keys(table: &toml::Table) -> Vec<(String, String)> {
+    let sections = super::reference();
+    let suggest = |bad: &str, known: &[&str]| {
+        let best = known
+            .iter()
+            .map(|k| (strsim::damerau_levenshtein(bad, k), *k))
+            .min()
+            .filter(|(d, k)| *d <= k.len().max(bad.len()) / 2 + 1);
+        match best {
+            Some((_, k)) => format!("; did you mean `{k}`?"),
+            None => String::new(),
+        }
+    };
+    let names: Vec<&str> = sections.iter().map(|(k, _, _)| *k).collect();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let Some((_, _, rows)) = sections.iter().find(|(k, _, _)| k == key) else {
+            out.push((
+                key.clone(),
+                format!("unknown section `{key}`{} (allowed: {})", suggest(key, &names), names.join(", ")),
+            ));
+            continue;
+        };
+        let Some(inner) = value.as_table() else { continue };
+        let fields: Vec<&str> = rows.iter().filter_map(|r| r.key.strip_prefix(&format!("{key}."))).collect();
+        for f in inner.keys() {
+            if !fields.contains(&f.as_str()) {
+                out.push((
+                    format!("{key}.{f}"),
+                    format!("unknown key `{f}`{} (allowed in [{key}]: {})", suggest(f, &fields), fields.join(", ")),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// When the file or the overrides name keys no section declares: every
+/// one of them, and every other problem of the scenario without them.
+/// `None` when every key is known (the usual path reports the rest).
+fn unknown_keys_and_the_rest(
+    text: &str,
+    overrides: &[String],
+    file_origin: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
+) -> Result<Option<Vec<ConfigError>>> {
+    let Ok(mut table) = toml::from_str::<toml::Table>(text) else { return Ok(None) };
+    let mut errs: Vec<ConfigError> = unknown_keys(&table)
+        .into_iter()
+        .map(|(key, allowed)| ConfigError {
+            origin: file_origin(span_of(text, &key)),
+            field: key,
+            value: String::new(),
+            allowed,
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for ov in overrides {
+        let Ok((key, value)) = parse_override(ov) else { continue };
+        let mut one = toml::Table::new();
+        if set_path(&mut one, &key, value.clone()).is_err() {
+            continue;
+        }
+        if unknown_keys(&one).is_empty() {
+            if set_path(&mut table, &key, value).is_ok() {
+                applied.push(ov.clone());
+            }
+        } else {
+            let (k, allowed) = unknown_keys(&one).remove(0);
+            errs.push(ConfigError { origin: Origin::Override(ov.clone()), field: k, value: String::new(), allowed });
+        }
+    }
+    if errs.is_empty() {
+        return Ok(None);
+    }
+    // The rest of the scenario, without the unknown keys.
+    for (key, _) in unknown_keys(&table) {
+        match key.split_once('.') {
+            Some((sec, f)) => {
+                if let Some(t) = table.get_mut(sec).and_then(|v| v.as_table_mut()) {
+                    t.remove(f);
+                }
+            }
+            None => {
+                table.remove(&key);
+            }
+        }
+    }
+    match serde_path_to_error::deserialize::<_, Scenario>(toml::Value::Table(table)) {
+        Ok(scenario) => {
+            for p in super::validate(&scenario) {
+                let ov = applied.iter().rev().find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
+                let origin = match ov {
+                    Some(o) => Origin::Override(o.clone()),
+                    None => file_origin(span_of(text, &p.field)),
+                };
+                errs.push(ConfigError { origin, field: p.field, value: p.value, allowed: p.allowed });
+            }
+        }
+        Err(e) => {
+            let field = clean_path(&e.path().to_string());
+            errs.push(ConfigError {
+                origin: file_origin(span_of(text, &field)),
+                value: value_at(text, &field).unwrap_or_default(),
+                field,
+                allowed: explain(&e.inner().to_string()),
+            });
+        }
+    }
+    Ok(Some(errs))
 }
 
 /// Splits `a.b=value`; the value is read as a TOML value (number, bool,

@@ -15,11 +15,13 @@
 //! // A bad value is reported with the file, the line, the field and what is allowed.
 //! let e = load_scenario_str("[network]\nrb_count = 0\n", "bad.toml".as_ref(), &[]).unwrap_err();
 //! assert!(e.to_string().starts_with("bad.toml:2:"), "{e}");
-//! assert!(e.to_string().contains("network.rb_count") && e.to_string().contains("an integer >= 1"));
+//! assert!(e.to_string().contains("network.rb_count") && e.to_string().contains("an integer in 1..=100000"));
 //! ```
 
 mod framework;
+pub mod inputs;
 mod load;
+pub mod memory;
 pub mod models;
 pub mod params;
 mod validate;
@@ -90,7 +92,7 @@ section! {
         /// Round deadline T_max [s].
         deadline_s: f64 = 10.0, C, Rule::AboveAtMostF(0.0, 1e6);
         /// Mini-batch iterations I per participant and round [1].
-        iterations: u32 = 1, P, Rule::MinU(1);
+        iterations: u32 = 1, P, Rule::RangeU(1, crate::alloc::model::ITERATIONS_MAX as u64);
         /// Candidate pool per round, sampled from online devices [1].
         candidates: usize = 100, X, Rule::MinU(1);
         /// Output folder; empty means `runs/<name>`.
@@ -133,9 +135,9 @@ section! {
     /// `[network]`: OFDMA uplink (SPEC section 4) and the downlink.
     NetworkConfig "network" {
         /// Resource blocks K [1].
-        rb_count: usize = 10, X, Rule::MinU(1);
+        rb_count: usize = 10, X, Rule::RangeU(1, RB_COUNT_MAX as u64);
         /// Bandwidth of one RB, B [Hz].
-        rb_bandwidth_hz: f64 = 20e6, P, Rule::AboveF(0.0);
+        rb_bandwidth_hz: f64 = 20e6, P, Rule::AboveAtMostF(0.0, 1e10);
         /// Noise spectral density N0 [dBm/Hz].
         noise_dbm_per_hz: f64 = -174.0, C, Rule::RangeF(-300.0, 0.0);
         /// Path-loss model.
@@ -267,17 +269,17 @@ section! {
         /// Devices N [1].
         count: usize = 100, X, Rule::RangeU(1, 100_000_000);
         /// Distance to the server, uniform in [min, max] [m].
-        distance_min_m: f64 = 50.0, P, Rule::AboveF(0.0);
+        distance_min_m: f64 = 50.0, P, Rule::RangeF(0.01, 1e7);
         /// Upper end of the distance [m].
-        distance_max_m: f64 = 1000.0, P, Rule::AboveF(0.0);
+        distance_max_m: f64 = 1000.0, P, Rule::RangeF(0.01, 1e7);
         /// Maximum transmit power p_max, uniform in [min, max] [W].
-        p_max_min_w: f64 = 0.5, P, Rule::AboveF(0.0);
+        p_max_min_w: f64 = 0.5, P, Rule::AboveAtMostF(0.0, 1e3);
         /// Upper end of p_max [W].
-        p_max_max_w: f64 = 2.0, P, Rule::AboveF(0.0);
+        p_max_max_w: f64 = 2.0, P, Rule::AboveAtMostF(0.0, 1e3);
         /// GPU frequency f_n, uniform in [min, max] [Hz].
-        gpu_freq_min_hz: f64 = 0.5e9, C, Rule::AboveF(0.0);
+        gpu_freq_min_hz: f64 = 0.5e9, C, Rule::RangeF(1e6, 1e12);
         /// Upper end of f_n [Hz].
-        gpu_freq_max_hz: f64 = 1.5e9, C, Rule::AboveF(0.0);
+        gpu_freq_max_hz: f64 = 1.5e9, C, Rule::RangeF(1e6, 1e12);
         /// GPU cores C_n, uniform integer in [min, max] [1].
         cores_min: u32 = 4, P, Rule::MinU(1);
         /// Upper end of C_n [1].
@@ -347,7 +349,7 @@ section! {
         /// paper), `"fifo"` or `"processor-sharing"`.
         discipline: ServerDisciplineKind = ServerDisciplineKind::Fifo, C, Rule::Any;
         /// GPU frequency f_s [Hz].
-        freq_hz: f64 = 3e9, P, Rule::AboveF(0.0);
+        freq_hz: f64 = 3e9, P, Rule::RangeF(1e6, 1e12);
         /// GPU cores C_s, uniform integer in [min, max], drawn once [1].
         cores_min: u32 = 2560, P, Rule::MinU(1);
         /// Upper end of C_s [1].
@@ -691,6 +693,10 @@ pub fn reference_markdown() -> String {
     }
     md
 }
+
+/// The most resource blocks a cell may have [1]: 5G NR has at most 275 per
+/// carrier; this bound keeps per-RB tables of a million devices in memory.
+pub const RB_COUNT_MAX: usize = 100_000;
 
 impl Scenario {
     /// The output folder: `run.output_dir`, or `runs/<name>`.

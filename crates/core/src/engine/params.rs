@@ -126,6 +126,21 @@ impl EngineParams {
             queue_aware: s.allocator.queue_aware,
         };
         let round_model = server_service.iter().map(|&sv| round_model(sv)).collect();
+        // A cells table's resource blocks, checked against memory as the
+        // scenario's network.rb_count was at load.
+        let max_rb = cells.cells.iter().map(|c| c.rb_count).max().unwrap_or(0);
+        if max_rb > s.network.rb_count
+            && let Some(m) = crate::config::memory::machine_bytes()
+        {
+            let est = crate::config::memory::estimate(s, max_rb);
+            if est.total() > m {
+                return Err(Error::Input(format!(
+                    "{} (cells.file): a cell with rb_count = {max_rb}: {}",
+                    s.cells.file,
+                    est.refusal(m)
+                )));
+            }
+        }
         Ok(EngineParams {
             seed: s.run.seed,
             rounds: s.run.rounds,

@@ -13,7 +13,11 @@
 
 mod table;
 
-pub use table::read_columns;
+pub use table::{Column, read_columns};
+
+/// A site's or device's coordinate on the plane [m]: within 10,000 km of
+/// the origin, so that distances and path losses stay finite.
+pub const COORD_LIMIT_M: f64 = 1e7;
 
 use crate::config::{Association, CellLayout, Placement, Scenario};
 use crate::error::{Error, Result};
@@ -238,7 +242,15 @@ fn hex_position(q: i64, r: i64, d_m: f64) -> (f64, f64) {
 }
 
 fn read_cells(path: &Path, count: usize, rb: usize, reuse: usize) -> Result<Vec<Cell>> {
-    let cols = read_columns(path, &["x_m", "y_m"], &["rb_count", "server_cores", "server_freq_hz"])?;
+    let l = COORD_LIMIT_M;
+    let spec = [
+        Column::required("x_m", -l, l),
+        Column::required("y_m", -l, l),
+        Column::optional("rb_count", 1.0, crate::config::RB_COUNT_MAX as f64),
+        Column::optional("server_cores", 1.0, 1e7),
+        Column::optional("server_freq_hz", 1e6, 1e12),
+    ];
+    let cols = read_columns(path, "cells.file", &spec)?;
     let n = cols["x_m"].len();
     if n != count {
         return Err(Error::Input(format!(
@@ -326,7 +338,9 @@ pub fn place(s: &Scenario, cells: &Cells, radial_m: &mut [f64]) -> Result<Vec<Po
         }
         Placement::File => {
             let path = Path::new(&d.positions_file);
-            let cols = read_columns(path, &["x_m", "y_m"], &[])?;
+            let l = COORD_LIMIT_M;
+            let spec = [Column::required("x_m", -l, l), Column::required("y_m", -l, l)];
+            let cols = read_columns(path, "devices.positions_file", &spec)?;
             if cols["x_m"].len() < n {
                 return Err(Error::Input(format!(
                     "{} (devices.positions_file): {} rows; at least devices.count = {n} are needed",

@@ -8,6 +8,8 @@ mod closed_forms;
 mod config;
 mod determinism;
 mod events;
+mod fuzz;
+mod fuzz_support;
 mod learner;
 mod quantization;
 mod queueing;

@@ -168,22 +168,6 @@ impl Allocator for Bcd {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sca_converges_to_the_closed_form() {
-        let (u, tau, bw, n0) = (2.0e7, 0.4, 20e6, 8e-14);
-        for &h in &[1e-13, 5e-12, 2e-10] {
-            let closed = ((u / (bw * tau)) * LN_2).exp_m1() * n0 / h;
-            let (p, steps) = sca_power(u, tau, bw, n0, h, 1e9, 1e9).unwrap();
-            assert!(((p - closed) / closed).abs() < 1e-12, "h={h}: {p} vs {closed}");
-            assert!(steps < 100);
-        }
-    }
-}
-
 /// A power that lands on a constraint from below, moved up by relative
 /// steps of 1e-14 (the last ulps) until `feasible` holds, at most
 /// [`NUDGE_STEPS`] steps and never past `p_max_w` [W]. Bounded: a power
@@ -201,3 +185,19 @@ fn nudge_feasible(mut pw: f64, p_max_w: f64, feasible: impl Fn(f64) -> bool) -> 
 /// Steps of [`nudge_feasible`]: rounding is a few ulps; a gap wider than
 /// this is not rounding.
 const NUDGE_STEPS: u32 = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sca_converges_to_the_closed_form() {
+        let (u, tau, bw, n0) = (2.0e7, 0.4, 20e6, 8e-14);
+        for &h in &[1e-13, 5e-12, 2e-10] {
+            let closed = ((u / (bw * tau)) * LN_2).exp_m1() * n0 / h;
+            let (p, steps) = sca_power(u, tau, bw, n0, h, 1e9, 1e9).unwrap();
+            assert!(((p - closed) / closed).abs() < 1e-12, "h={h}: {p} vs {closed}");
+            assert!(steps < 100);
+        }
+    }
+}

@@ -182,7 +182,7 @@ impl Problem {
         if !(1..=rb_max).contains(&self.rb_count) {
             return Err(format!("field `rb_count` = {}: must be in 1..={rb_max}", self.rb_count));
         }
-        if !(self.rb_bandwidth_hz <= 1e10) {
+        if self.rb_bandwidth_hz > 1e10 {
             return Err(format!("field `rb_bandwidth_hz` = {}: must be at most 1e10", self.rb_bandwidth_hz));
         }
         for (name, v) in
@@ -201,8 +201,14 @@ impl Problem {
                 self.bits_min, self.bits_max
             ));
         }
-        if !(self.weight_j.is_finite() && self.weight_j >= 0.0) {
-            return Err(format!("field `weight_j` = {}: must be a finite number >= 0", self.weight_j));
+        if !(self.weight_j.is_finite() && (0.0..=1e12).contains(&self.weight_j)) {
+            return Err(format!("field `weight_j` = {}: must be a number in [0, 1e12]", self.weight_j));
+        }
+        if self.deadline_s > 1e6 || self.noise_w > 1.0 {
+            return Err(format!(
+                "fields `deadline_s` = {}, `noise_w` = {}: at most 1e6 s and 1 W",
+                self.deadline_s, self.noise_w
+            ));
         }
         for (i, c) in self.candidates.iter().enumerate() {
             if let Some(j) = self.candidates[..i].iter().position(|o| o.device == c.device) {
@@ -236,8 +242,8 @@ impl Problem {
                     self.rb_count
                 ));
             }
-            if let Some(g) = c.gains.iter().find(|g| !pos(**g)) {
-                return Err(format!("candidates[{i}].gains: {g} is not a finite number > 0"));
+            if let Some(g) = c.gains.iter().find(|g| !(pos(**g) && **g <= 1e12)) {
+                return Err(format!("candidates[{i}].gains: {g} is not a power gain in (0, 1e12]"));
             }
             if !pos(c.p_max_w) {
                 return Err(format!("candidates[{i}].p_max_w = {}: must be a finite number > 0", c.p_max_w));
@@ -247,12 +253,18 @@ impl Problem {
                 ("fixed_time_s", c.fixed_time_s),
                 ("compute_energy_j", c.compute_energy_j),
             ] {
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(format!("candidates[{i}].{name} = {v}: must be a finite number >= 0"));
+                if !(v.is_finite() && (0.0..=1e9).contains(&v)) {
+                    return Err(format!("candidates[{i}].{name} = {v}: must be a number in [0, 1e9]"));
                 }
             }
-            if !c.uplink_time_s.is_finite() {
-                return Err(format!("candidates[{i}].uplink_time_s = {}: must be finite", c.uplink_time_s));
+            if !(c.uplink_time_s.is_finite() && c.uplink_time_s.abs() <= 1e9) {
+                return Err(format!(
+                    "candidates[{i}].uplink_time_s = {}: must be a number in [-1e9, 1e9]",
+                    c.uplink_time_s
+                ));
+            }
+            if c.p_max_w > 1e3 {
+                return Err(format!("candidates[{i}].p_max_w = {}: must be at most 1e3", c.p_max_w));
             }
         }
         Ok(())

@@ -98,7 +98,10 @@ pub struct InputDigest {
 
 /// Hashes already computed in this process, by (path, length, mtime): a
 /// sweep's points share their data files.
-static CACHE: Mutex<Option<HashMap<(PathBuf, u64, std::time::SystemTime), String>>> = Mutex::new(None);
+static CACHE: Mutex<Option<HashMap<FileStamp, String>>> = Mutex::new(None);
+
+/// A file as last seen: path, length [B], modification time.
+type FileStamp = (PathBuf, u64, std::time::SystemTime);
 
 /// The SHA-256 of a file's bytes, read in blocks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {

@@ -18,20 +18,22 @@ pub mod run {
     use crate::engine::{DecisionHook, Learner, RoundHook};
     use crate::trace::{Summary, TraceSink};
     pub use sflam_core::run::{LearnerFactory, RunOptions, learner_of};
+    use std::path::PathBuf;
 
     /// Opens and checks every file a run of `s` would read, without
     /// running: the tables, and (when the scenario trains or names them)
-    /// the data set's files and `training.init` against the model.
-    pub fn check_inputs(s: &Scenario) -> crate::Result<()> {
+    /// the data set's files and `training.init` against the model. Returns
+    /// those files, with the field that names each.
+    pub fn check_inputs(s: &Scenario) -> crate::Result<Vec<(&'static str, PathBuf)>> {
         sflam_core::run::check_tables(s)?;
         let t = &s.training;
-        if t.enabled || !t.init.is_empty() || !t.data_dir.is_empty() {
+        let trains = t.enabled || !t.init.is_empty() || !t.data_dir.is_empty();
+        if trains {
             let trainer = crate::train::trainer_of(s)?;
             crate::train::initial_state(s, &trainer)?;
         }
-        Ok(())
+        Ok(crate::config::inputs::input_files(s, trains))
     }
-    use std::path::PathBuf;
 
     /// The learning half of a scenario: its data split over the simulated
     /// devices, the framework's state carried across rounds.

@@ -176,10 +176,7 @@ fn real_main() -> Result<(), sflam::Error> {
         }
         Cmd::Validate { scenario, set } => {
             let s = load_scenario(&scenario, &set)?;
-            sflam::run::check_inputs(&s)?;
-            let t = &s.training;
-            let trains = t.enabled || !t.init.is_empty() || !t.data_dir.is_empty();
-            let files = sflam::config::inputs::input_files(&s, trains);
+            let files = sflam::run::check_inputs(&s)?;
             println!(
                 "{}: valid ({} devices, {} rounds, allocator {}; {} input file(s) read and checked)",
                 scenario.display(),

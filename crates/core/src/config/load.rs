@@ -96,57 +96,78 @@ pub fn load_scenario_str(text: &str, path: &Path, overrides: &[String]) -> Resul
         })?;
     }
 
-    let problems = super::validate(&scenario);
-    if !problems.is_empty() {
-        let errs = problems
-            .into_iter()
-            .map(|p| {
-                let ov = overrides.iter().rev().find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
-                let origin = match ov {
-                    Some(o) => Origin::Override(o.clone()),
-                    None => file_origin(span_of(text, &p.field)),
-                };
-                ConfigError { origin, field: p.field, value: p.value, allowed: p.allowed }
-            })
-            .collect();
+    let errs = problem_errors(&scenario, text, overrides, &file_origin);
+    if !errs.is_empty() {
         return Err(Error::Config(errs));
     }
     Ok(scenario)
 }
 
+/// The semantic problems of `scenario` as errors, each pointing at the
+/// last override that set its field, else into the file.
+fn problem_errors(
+    scenario: &Scenario,
+    text: &str,
+    overrides: &[String],
+    file_origin: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
+) -> Vec<ConfigError> {
+    super::validate(scenario)
+        .into_iter()
+        .map(|p| {
+            let ov = overrides.iter().rev().find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
+            let origin = match ov {
+                Some(o) => Origin::Override(o.clone()),
+                None => file_origin(span_of(text, &p.field)),
+            };
+            ConfigError { origin, field: p.field, value: p.value, allowed: p.allowed }
+        })
+        .collect()
+}
+
+/// Every section's name with its field names, from the declarations;
+/// built once.
+fn known_keys() -> &'static [(&'static str, Vec<String>)] {
+    static KNOWN: std::sync::OnceLock<Vec<(&'static str, Vec<String>)>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        super::reference()
+            .into_iter()
+            .map(|(key, _, rows)| {
+                let fields = rows.iter().filter_map(|r| Some(r.key.strip_prefix(key)?.strip_prefix('.')?.to_string()));
+                (key, fields.collect())
+            })
+            .collect()
+    })
+}
+
+/// The known name nearest to `bad`, when one is near enough to suggest.
+fn nearest<'a>(bad: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(bad, k), *k))
+        .min()
+        .filter(|(d, k)| *d <= k.len().max(bad.len()) / 2 + 1)
+        .map(|(_, k)| k)
+}
+
 /// The keys of `table` that no section declares: (dotted key, message).
 fn unknown_keys(table: &toml::Table) -> Vec<(String, String)> {
-    let sections = super::reference();
-    let suggest = |bad: &str, known: &[&str]| {
-        let best = known
-            .iter()
-            .map(|k| (strsim::damerau_levenshtein(bad, k), *k))
-            .min()
-            .filter(|(d, k)| *d <= k.len().max(bad.len()) / 2 + 1);
-        match best {
-            Some((_, k)) => format!("; did you mean `{k}`?"),
-            None => String::new(),
-        }
-    };
-    let names: Vec<&str> = sections.iter().map(|(k, _, _)| *k).collect();
+    let suggest = |bad: &str, known: &[&str]| nearest(bad, known).map(|k| format!("; did you mean `{k}`?"));
+    let names: Vec<&str> = known_keys().iter().map(|(k, _)| *k).collect();
     let mut out = Vec::new();
     for (key, value) in table {
-        let Some((_, _, rows)) = sections.iter().find(|(k, _, _)| k == key) else {
-            out.push((
-                key.clone(),
-                format!("unknown section `{key}`{} (allowed: {})", suggest(key, &names), names.join(", ")),
-            ));
+        let Some((_, fields)) = known_keys().iter().find(|(k, _)| k == key) else {
+            let hint = suggest(key, &names).unwrap_or_default();
+            out.push((key.clone(), format!("unknown section `{key}`{hint} (allowed: {})", names.join(", "))));
             continue;
         };
         let Some(inner) = value.as_table() else { continue };
-        let fields: Vec<&str> = rows.iter().filter_map(|r| r.key.strip_prefix(&format!("{key}."))).collect();
-        for f in inner.keys() {
-            if !fields.contains(&f.as_str()) {
-                out.push((
-                    format!("{key}.{f}"),
-                    format!("unknown key `{f}`{} (allowed in [{key}]: {})", suggest(f, &fields), fields.join(", ")),
-                ));
-            }
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        for f in inner.keys().filter(|f| !fields.contains(&f.as_str())) {
+            let hint = suggest(f, &fields).unwrap_or_default();
+            out.push((
+                format!("{key}.{f}"),
+                format!("unknown key `{f}`{hint} (allowed in [{key}]: {})", fields.join(", ")),
+            ));
         }
     }
     out
@@ -161,13 +182,14 @@ fn unknown_keys_and_the_rest(
     file_origin: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
 ) -> Result<Option<Vec<ConfigError>>> {
     let Ok(mut table) = toml::from_str::<toml::Table>(text) else { return Ok(None) };
-    let mut errs: Vec<ConfigError> = unknown_keys(&table)
-        .into_iter()
+    let in_file = unknown_keys(&table);
+    let mut errs: Vec<ConfigError> = in_file
+        .iter()
         .map(|(key, allowed)| ConfigError {
-            origin: file_origin(span_of(text, &key)),
-            field: key,
+            origin: file_origin(span_of(text, key)),
+            field: key.clone(),
             value: String::new(),
-            allowed,
+            allowed: allowed.clone(),
         })
         .collect();
     let mut applied = Vec::new();
@@ -177,20 +199,28 @@ fn unknown_keys_and_the_rest(
         if set_path(&mut one, &key, value.clone()).is_err() {
             continue;
         }
-        if unknown_keys(&one).is_empty() {
-            if set_path(&mut table, &key, value).is_ok() {
-                applied.push(ov.clone());
+        match unknown_keys(&one).into_iter().next() {
+            Some((k, allowed)) => {
+                errs.push(ConfigError {
+                    origin: Origin::Override(ov.clone()),
+                    field: k,
+                    value: String::new(),
+                    allowed,
+                });
             }
-        } else {
-            let (k, allowed) = unknown_keys(&one).remove(0);
-            errs.push(ConfigError { origin: Origin::Override(ov.clone()), field: k, value: String::new(), allowed });
+            None => {
+                if set_path(&mut table, &key, value).is_ok() {
+                    applied.push(ov.clone());
+                }
+            }
         }
     }
     if errs.is_empty() {
         return Ok(None);
     }
-    // The rest of the scenario, without the unknown keys.
-    for (key, _) in unknown_keys(&table) {
+    // The rest of the scenario, without the file's unknown keys (those of
+    // the overrides were never applied).
+    for (key, _) in &in_file {
         match key.split_once('.') {
             Some((sec, f)) => {
                 if let Some(t) = table.get_mut(sec).and_then(|v| v.as_table_mut()) {
@@ -198,21 +228,12 @@ fn unknown_keys_and_the_rest(
                 }
             }
             None => {
-                table.remove(&key);
+                table.remove(key);
             }
         }
     }
     match serde_path_to_error::deserialize::<_, Scenario>(toml::Value::Table(table)) {
-        Ok(scenario) => {
-            for p in super::validate(&scenario) {
-                let ov = applied.iter().rev().find(|o| o.split('=').next().map(str::trim) == Some(p.field.as_str()));
-                let origin = match ov {
-                    Some(o) => Origin::Override(o.clone()),
-                    None => file_origin(span_of(text, &p.field)),
-                };
-                errs.push(ConfigError { origin, field: p.field, value: p.value, allowed: p.allowed });
-            }
-        }
+        Ok(scenario) => errs.extend(problem_errors(&scenario, text, &applied, file_origin)),
         Err(e) => {
             let field = clean_path(&e.path().to_string());
             errs.push(ConfigError {
@@ -290,14 +311,9 @@ fn explain(msg: &str) -> String {
             let bad = rest.split('`').next().unwrap_or("");
             let known: Vec<&str> =
                 rest.split('`').skip(1).enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s).collect();
-            let best = known
-                .iter()
-                .map(|k| (strsim::damerau_levenshtein(bad, k), *k))
-                .min()
-                .filter(|(d, k)| *d <= k.len().max(bad.len()) / 2 + 1);
             let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
-            return match best {
-                Some((_, k)) => {
+            return match nearest(bad, &known) {
+                Some(k) => {
                     format!("unknown {what} `{bad}`; did you mean `{k}`? (allowed: {list})")
                 }
                 None => format!("unknown {what} `{bad}` (allowed: {list})"),

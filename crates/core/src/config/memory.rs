@@ -6,8 +6,9 @@ use super::Scenario;
 
 /// Bytes per device of the simulation's state: position, draws, the
 /// availability process and its online index, the per-device trace rows
-/// buffered; measured as about 200 B (`million-devices.toml`: 10^6
-/// devices in 200-290 MiB peak RSS) and rounded up [B].
+/// buffered; about 200 B as the README's Performance section measures it
+/// (`million-devices.toml`: 10^6 devices in 212-219 MiB peak RSS), rounded
+/// up [B].
 pub const DEVICE_BYTES: u64 = 320;
 
 /// Bytes per candidate and resource block of one round's allocation: the
@@ -80,12 +81,24 @@ pub fn estimate(s: &Scenario, rb_count: usize) -> Estimate {
     }
 }
 
-/// This machine's memory [B] (`MemTotal` of /proc/meminfo), when known.
+/// The estimate for `s` with `rb_count` resource blocks in its largest
+/// cell and this machine's memory [B], when the estimate exceeds it.
+pub fn over_machine(s: &Scenario, rb_count: usize) -> Option<(Estimate, u64)> {
+    let m = machine_bytes()?;
+    let est = estimate(s, rb_count);
+    (est.total() > m).then_some((est, m))
+}
+
+/// This machine's memory [B] (`MemTotal` of /proc/meminfo), when known;
+/// read once per process (every scenario load checks against it).
 pub fn machine_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    })
 }
 
 #[cfg(test)]

@@ -130,16 +130,13 @@ impl EngineParams {
         // scenario's network.rb_count was at load.
         let max_rb = cells.cells.iter().map(|c| c.rb_count).max().unwrap_or(0);
         if max_rb > s.network.rb_count
-            && let Some(m) = crate::config::memory::machine_bytes()
+            && let Some((est, m)) = crate::config::memory::over_machine(s, max_rb)
         {
-            let est = crate::config::memory::estimate(s, max_rb);
-            if est.total() > m {
-                return Err(Error::Input(format!(
-                    "{} (cells.file): a cell with rb_count = {max_rb}: {}",
-                    s.cells.file,
-                    est.refusal(m)
-                )));
-            }
+            return Err(Error::Input(format!(
+                "{} (cells.file): a cell with rb_count = {max_rb}: {}",
+                s.cells.file,
+                est.refusal(m)
+            )));
         }
         Ok(EngineParams {
             seed: s.run.seed,

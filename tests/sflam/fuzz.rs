@@ -1,7 +1,8 @@
 //! Generated input for the learning half's readers: mutated and arbitrary
 //! IDX files (Fashion-MNIST) and safetensors checkpoints (`training.init`).
 //! Each case returns Ok or bad input (exit 2) within a time bound: never a
-//! panic, an abort or a hang. `SFLAM_FUZZ_CASES` sets the cases per target.
+//! panic, an abort or a hang. `SFLAM_FUZZ_CASES` and
+//! `SFLAM_FUZZ_SEED` set the cases per target and their seed.
 
 #[path = "../../crates/core/tests/core/fuzz_support.rs"]
 mod fuzz_support;

@@ -129,6 +129,10 @@ fn cifar_binary_records_are_read() {
     std::fs::write(dir.path().join("test.bin"), &rec(&[0, 1], 0)[..100]).unwrap();
     let err = load(DatasetKind::Cifar100, dir.path().to_str().unwrap(), 0).unwrap_err().to_string();
     assert!(err.contains("test.bin"), "{err}");
+    // An empty test file: refused (no accuracy of 0.0 from no images).
+    std::fs::write(dir.path().join("test.bin"), b"").unwrap();
+    let err = load(DatasetKind::Cifar100, dir.path().to_str().unwrap(), 0).unwrap_err();
+    assert!(err.exit_code() == 2 && err.to_string().contains("test.bin hold no images"), "{err}");
 }
 
 #[test]
@@ -1581,4 +1585,22 @@ fn train_folders_are_replaced_only_when_asked() {
     let err = sflam::train::train_to_dir(&s, &mine, &opts(false, true, None)).err().unwrap();
     assert!(err.to_string().contains("did not write"), "{err}");
     assert_eq!(std::fs::read_to_string(mine.join("notes.txt")).unwrap(), "n");
+}
+
+/// A `training.init` whose parameters are not all finite is bad input
+/// naming the file, not a numeric checkpoint failing mid-run.
+#[test]
+fn a_non_finite_initial_model_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = scenario("");
+    let t = trainer(&s);
+    let mut p = t.initial_params();
+    p.server[3] = f32::NAN;
+    let path = dir.path().join("nan.bpk");
+    t.save(&p, &path).unwrap();
+    s.training.init = path.display().to_string();
+    let err = sflam::train::initial_state(&s, &t).err().unwrap();
+    assert_eq!(err.exit_code(), 2);
+    let msg = err.to_string();
+    assert!(msg.contains("nan.bpk (training.init)") && msg.contains("server side's parameter 3 is NaN"), "{msg}");
 }

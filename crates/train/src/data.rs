@@ -331,7 +331,7 @@ pub fn dirichlet_partition(
     min_samples: usize,
     rng: &mut Pcg64,
 ) -> Result<Vec<Vec<u32>>> {
-    let need = devices * min_samples;
+    let need = devices.saturating_mul(min_samples);
     if need > data.len() {
         return Err(Error::Input(format!(
             "training.min_samples: {devices} devices x {min_samples} samples = {need} > {} training samples",

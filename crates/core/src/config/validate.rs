@@ -116,13 +116,10 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
             format!("fewer than the run's run.rounds x run.iterations = {steps} steps"),
         );
     }
-    if let Some(m) = super::memory::machine_bytes() {
-        let est = super::memory::estimate(s, s.network.rb_count);
-        if est.total() > m {
-            c.push(est.driver(), est.driver_value(s), est.refusal(m));
-        }
+    if let Some((est, m)) = super::memory::over_machine(s, s.network.rb_count) {
+        c.push(est.driver(), est.driver_value(s), est.refusal(m));
     }
-    if t.enabled && s.devices.count as u64 * t.min_samples > 10_000_000 {
+    if t.enabled && (s.devices.count as u64).saturating_mul(t.min_samples) > 10_000_000 {
         c.push(
             "training.min_samples",
             t.min_samples,

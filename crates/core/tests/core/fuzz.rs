@@ -3,9 +3,9 @@
 //! Parquet table readers. Each case must return Ok or a typed error within
 //! a time bound: never a panic, an abort or a hang.
 //!
-//! CI runs a bounded number of cases per target; a long campaign sets
-//! `SFLAM_FUZZ_CASES` (e.g. 100000) and runs `cargo test -p sflam-core
-//! --test core fuzz` (see the README).
+//! CI runs a bounded number of cases per target on a fixed seed; a long
+//! campaign sets `SFLAM_FUZZ_CASES` (e.g. 100000) and `SFLAM_FUZZ_SEED`
+//! and runs `cargo test -p sflam-core --test core fuzz` (see the README).
 
 use crate::fuzz_support::{bounded, inputs, mutate, runner};
 use proptest::prelude::*;
@@ -17,14 +17,19 @@ fn scenario_loader_answers_every_input() {
     runner()
         .run(&inputs(), |(raw, bytes, edits)| {
             let input = if raw { bytes } else { mutate(&seed, &edits) };
-            bounded(move || {
-                let text = String::from_utf8_lossy(&input).into_owned();
-                if let Ok(s) = sflam_core::config::load_scenario_str(&text, Path::new("fuzz.toml"), &[]) {
+            let text = String::from_utf8_lossy(&input).into_owned();
+            let shown = text.clone();
+            let r = bounded(move || {
+                sflam_core::config::load_scenario_str(&text, Path::new("fuzz.toml"), &[]).map(|s| {
                     // What loads must also resolve and load again.
                     let again = sflam_core::config::load_scenario_str(&s.resolved_toml(), Path::new("r.toml"), &[]);
                     assert!(again.is_ok(), "a loaded scenario's resolved form is refused: {again:?}");
-                }
-            })
+                })
+            })?;
+            if let Err(e) = r {
+                prop_assert!(e.exit_code() == 2, "a run failure, not bad input: {e}\non: {shown}");
+            }
+            Ok(())
         })
         .unwrap();
 }

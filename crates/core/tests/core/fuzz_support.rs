@@ -84,8 +84,15 @@ pub fn mutate(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
     v
 }
 
+/// A runner on a fixed seed, so that a CI run is a pure function of the
+/// code: `SFLAM_FUZZ_SEED` (any u64) draws other cases in a campaign.
 pub fn runner() -> TestRunner {
-    TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() })
+    use proptest::test_runner::{RngAlgorithm, TestRng};
+    let seed: u64 = std::env::var("SFLAM_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let config = Config { cases: cases(), failure_persistence: None, ..Config::default() };
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key))
 }
 
 /// A valid input as it is (`raw` false: mutated), or arbitrary bytes.

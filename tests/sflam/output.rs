@@ -266,3 +266,21 @@ fn extreme_and_malformed_inputs_are_bad_input_naming_the_field() {
     refused(&allocate(&|p| p["candidates"][0]["activation_elements"] = u64::MAX.into()), "activation_elements");
     refused(&allocate(&|p| p["candidates"][0]["extra_upload_bits"] = u64::MAX.into()), "extra_upload_bits");
 }
+
+/// Files beside the output that share sflam's names are not taken for
+/// sflam's: a `<out>.lock` or an empty `<out>.replaced` of the user's is
+/// refused and left as it is.
+#[test]
+fn files_named_like_sflams_beside_the_output_are_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lock = tmp.path().join("x.lock");
+    std::fs::write(&lock, "a week of notes").unwrap();
+    refused(&run_in(tmp.path(), "x", &[]), "x.lock` exists and sflam did not write it");
+    intact(&lock);
+    std::fs::remove_file(&lock).unwrap();
+    let replaced = tmp.path().join("y.replaced");
+    std::fs::create_dir(&replaced).unwrap();
+    refused(&run_in(tmp.path(), "y", &[]), "y.replaced` is in the way");
+    assert!(replaced.is_dir());
+    assert_eq!(ls(tmp.path()), ["y.replaced"], "nothing else written");
+}

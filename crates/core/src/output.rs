@@ -209,6 +209,10 @@ pub fn create_marked(dir: &Path, kind: Kind) -> Result<()> {
     write_marker(dir, kind, false, Vec::new())
 }
 
+/// What sflam writes into its lock files, so that it never takes or
+/// removes a file of the same name that is not its own.
+const LOCK_TEXT: &str = "sflam output lock\n";
+
 /// An exclusive OS lock on `<out>.lock`, held while a process writes `out`.
 #[derive(Debug)]
 pub struct Lock {
@@ -227,9 +231,10 @@ impl Lock {
         // A lock file removed (by a writer that finished) after we opened
         // it locks nothing: retry on the file now at the path.
         for _ in 0..16 {
-            let file = std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
@@ -246,6 +251,22 @@ impl Lock {
                 Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
             if same_file(&file, &path) {
+                // New (empty), or left by a sflam that died holding it; a
+                // file of anyone else's is neither used nor removed.
+                use std::io::{Read, Write};
+                let mut text = String::new();
+                let ours = file.read_to_string(&mut text).is_ok() && (text.is_empty() || text == LOCK_TEXT);
+                if !ours {
+                    return Err(Error::Input(format!(
+                        "`{}` exists and sflam did not write it; sflam locks its output folder `{}` with that \
+                         file: move it, or choose another output folder",
+                        path.display(),
+                        shown.display()
+                    )));
+                }
+                if text.is_empty() {
+                    file.write_all(LOCK_TEXT.as_bytes()).map_err(|e| Error::io(&path, e))?;
+                }
                 return Ok(Lock { path, _file: file });
             }
         }
@@ -313,7 +334,6 @@ impl Staged {
         let done = Found::Ours { complete: true };
         match inspect(&replaced, kind, &sibling(out, ".replaced"))? {
             Found::Absent => {}
-            Found::Empty => std::fs::remove_dir(&replaced).map_err(|e| Error::io(&replaced, e))?,
             f if f == done && target == done => {
                 std::fs::remove_dir_all(&replaced).map_err(|e| Error::io(&replaced, e))?;
             }

@@ -161,3 +161,28 @@ fn rerunning_a_resolved_scenario_never_overwrites_its_run() {
     assert_eq!(std::fs::read(first.join("device_rounds.parquet")).unwrap(), before);
     assert_eq!(std::fs::read(first.join("summary.json")).unwrap(), summary, "the original run is untouched");
 }
+
+/// A solver stopped at its bound is a clear error naming the settings that
+/// bound it (exit 2), and leaves no output behind; with room, the same run
+/// converges.
+#[test]
+fn bcd_that_does_not_converge_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = |iters: &str| {
+        sflam()
+            .args(["run", "scenarios/fig4.toml", "-q", "--set", "run.rounds=2", "--set", "allocator.name=bcd"])
+            .args(["--set", &format!("allocator.max_iterations={iters}"), "-o"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let st = run("1");
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert_eq!(st.status.code(), Some(2), "{err}");
+    assert!(err.contains("did not converge") && err.contains("allocator.max_iterations = 1"), "{err}");
+    assert!(err.contains("allocator.epsilon_j"), "{err}");
+    assert!(!out.exists(), "no output after a failed run");
+    let st = run("50");
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+}

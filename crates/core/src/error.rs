@@ -63,6 +63,10 @@ pub enum Error {
     /// A numeric checkpoint caught NaN, infinity or an impossible state.
     #[error("numeric checkpoint `{checkpoint}` failed: {detail}")]
     Numeric { checkpoint: &'static str, detail: String },
+    /// An iterative solver stopped at its bound without converging (the
+    /// bound is a scenario setting the message names).
+    #[error("round {round}, cell {cell}: the allocator did not converge: {detail}")]
+    NotConverged { round: u32, cell: u32, detail: String },
     #[error("trace writer: {0}")]
     Trace(String),
     /// Something failed while running that the user's input did not cause:
@@ -73,10 +77,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// 2 for bad input (the user can fix it), 1 for a failure.
+    /// 2 for bad input or a setting the user can change, 1 for a failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Input(_) => 2,
+            // Non-convergence names the settings that bound the solver.
+            Error::Config(_) | Error::Input(_) | Error::NotConverged { .. } => 2,
             // A path the user can fix: missing, a folder, unreadable, not text.
             Error::Io { source, .. }
                 if matches!(

@@ -27,35 +27,55 @@ pub struct Bcd {
 /// its first-order Taylor expansion at the current power (eq. 27) and solves
 /// the resulting linear problem in closed form (the linearized energy, eq.
 /// 26, increases with p, so the optimum sits on the linearized constraint).
-/// Returns (power [W], SCA steps); `None` when even p_max is too slow.
-pub fn sca_power(
-    u_bits: f64,
-    tau_s: f64,
-    bandwidth_hz: f64,
-    noise_w: f64,
-    h: f64,
-    p_max_w: f64,
-    start_w: f64,
-) -> Option<(f64, u32)> {
+/// Stops at [`SCA_STEPS`] steps.
+pub fn sca_power(u_bits: f64, tau_s: f64, bandwidth_hz: f64, noise_w: f64, h: f64, p_max_w: f64, start_w: f64) -> Sca {
     if tau_s <= 0.0 {
-        return None;
+        return Sca::TooSlow;
     }
     let g = h / noise_w;
     let target = u_bits / (bandwidth_hz * tau_s); // [bit/s/Hz] needed
     let phi = |p: f64| (p * g).ln_1p() / LN_2;
     if phi(p_max_w) < target {
-        return None;
+        return Sca::TooSlow;
     }
     let mut p = start_w.clamp(0.0, p_max_w);
-    for step in 1..=200 {
+    let mut last_step = f64::INFINITY;
+    for step in 1..=SCA_STEPS {
         let d_phi = g / ((1.0 + p * g) * LN_2);
         let next = (p + (target - phi(p)) / d_phi).clamp(0.0, p_max_w);
-        if (next - p).abs() <= 1e-15 * p.max(1e-300) {
-            return Some((next, step));
+        if !next.is_finite() {
+            return Sca::NotConverged { power_w: p, step };
         }
+        let moved = (next - p).abs();
+        // Converged: a step within the last ulps, or (the steps shrink
+        // quadratically until rounding in phi stops them, a few ulps of phi
+        // at high SNR) a step no smaller than the one before, once small.
+        let tiny = moved <= 1e-15 * p.max(1e-300);
+        let stalled = moved >= last_step && moved <= 1e-9 * p;
+        if tiny || stalled {
+            return Sca::Power { power_w: next, steps: step };
+        }
+        last_step = moved;
         p = next;
     }
-    Some((p, 200))
+    Sca::NotConverged { power_w: p, step: SCA_STEPS }
+}
+
+/// Steps of [`sca_power`]: from any start it converges quadratically once
+/// near the root, in well under 100 steps on every problem `Problem::check`
+/// admits; more is a numeric failure, not slowness.
+pub const SCA_STEPS: u32 = 200;
+
+/// What (P1)'s SCA found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sca {
+    /// The smallest power [W] that carries the bits in time, after `steps`.
+    Power { power_w: f64, steps: u32 },
+    /// Even p_max is too slow (or no time at all).
+    TooSlow,
+    /// Steps stopped moving toward the root: the last power [W] and the
+    /// step at which it stopped (a non-finite step or [`SCA_STEPS`]).
+    NotConverged { power_w: f64, step: u32 },
 }
 
 impl Allocator for Bcd {
@@ -114,20 +134,30 @@ impl Allocator for Bcd {
         };
         let mut obj = objective(&x, &power, &bits);
         let mut iterations = 0;
+        let mut unconverged = None;
+        let mut last_change_j = f64::INFINITY;
         for it in 1..=self.max_iterations {
             iterations = it;
             // (P1) power for the matched devices.
             for &(i, j) in &x {
                 let c = &p.candidates[i];
                 let u = p.round_upload_bits(c, bits[i]);
-                if let Some((pw, _)) =
-                    sca_power(u, tau[i], p.rb_bandwidth_hz, p.noise_w, c.gains[j], c.p_max_w, power[i])
-                {
-                    // SCA lands on the constraint from below; keep the
-                    // feasible side by the last ulps.
-                    let pw = nudge_feasible(pw, c.p_max_w, |pw| value(i, j, pw, bits[i]).is_some());
-                    if value(i, j, pw, bits[i]).is_some() {
-                        power[i] = pw;
+                match sca_power(u, tau[i], p.rb_bandwidth_hz, p.noise_w, c.gains[j], c.p_max_w, power[i]) {
+                    Sca::Power { power_w, .. } => {
+                        // SCA lands on the constraint from below; keep the
+                        // feasible side by the last ulps.
+                        let pw = nudge_feasible(power_w, c.p_max_w, |pw| value(i, j, pw, bits[i]).is_some());
+                        if value(i, j, pw, bits[i]).is_some() {
+                            power[i] = pw;
+                        }
+                    }
+                    Sca::TooSlow => {}
+                    Sca::NotConverged { power_w, step } => {
+                        unconverged.get_or_insert(format!(
+                            "bcd's power step (SCA) for device {} on RB {j} stopped at {power_w:e} W after {step} \
+                             of its {SCA_STEPS} steps without converging",
+                            c.device.0
+                        ));
                     }
                 }
             }
@@ -140,13 +170,21 @@ impl Allocator for Bcd {
             // (P3) the matching at (power, bits).
             x = matching(&power, &bits);
             let new = objective(&x, &power, &bits);
-            let done = (new - obj).abs() < self.epsilon_j;
+            last_change_j = (new - obj).abs();
             obj = new;
-            if done {
+            if last_change_j < self.epsilon_j {
                 break;
             }
         }
-        let mut d = Decision { iterations, ..Default::default() };
+        if !(last_change_j < self.epsilon_j) {
+            unconverged.get_or_insert(format!(
+                "bcd's objective still changed by {last_change_j:e} J in iteration {iterations} of allocator.max_iterations = {}, \
+                 more than allocator.epsilon_j = {:e} J; \
+                 raise allocator.max_iterations or allocator.epsilon_j",
+                self.max_iterations, self.epsilon_j
+            ));
+        }
+        let mut d = Decision { iterations, unconverged, ..Default::default() };
         for &(i, j) in &x {
             d.assignments.push(p.price(i, j, bits[i], power[i]));
         }
@@ -195,9 +233,28 @@ mod tests {
         let (u, tau, bw, n0) = (2.0e7, 0.4, 20e6, 8e-14);
         for &h in &[1e-13, 5e-12, 2e-10] {
             let closed = ((u / (bw * tau)) * LN_2).exp_m1() * n0 / h;
-            let (p, steps) = sca_power(u, tau, bw, n0, h, 1e9, 1e9).unwrap();
+            let Sca::Power { power_w: p, steps } = sca_power(u, tau, bw, n0, h, 1e9, 1e9) else {
+                panic!("h={h}: no power")
+            };
             assert!(((p - closed) / closed).abs() < 1e-12, "h={h}: {p} vs {closed}");
             assert!(steps < 100);
+        }
+    }
+
+    /// Too little time even at p_max, and no time at all, are `TooSlow`;
+    /// a start anywhere in [0, p_max] reaches the same root.
+    #[test]
+    fn sca_outcomes() {
+        let (u, bw, n0, h) = (2.0e7, 20e6, 8e-14, 5e-12);
+        assert_eq!(sca_power(u, 0.0, bw, n0, h, 1.0, 1.0), Sca::TooSlow);
+        assert_eq!(sca_power(u, 1e-6, bw, n0, h, 1.0, 1.0), Sca::TooSlow);
+        let root = |start| match sca_power(u, 0.4, bw, n0, h, 10.0, start) {
+            Sca::Power { power_w, .. } => power_w,
+            other => panic!("start {start}: {other:?}"),
+        };
+        let a = root(10.0);
+        for start in [0.0, 1e-9, 0.5 * a, a, 3.0] {
+            assert!(((root(start) - a) / a).abs() < 1e-12, "start {start}");
         }
     }
 }

@@ -15,7 +15,7 @@ mod round;
 pub mod timeline;
 
 pub use assign::{max_weight, min_weight_perfect_with_virtual};
-pub use bcd::{Bcd, sca_power};
+pub use bcd::{Bcd, SCA_STEPS, Sca, sca_power};
 pub use exact::Enumerate;
 pub use fixed::Fixed;
 pub use model::{Candidate, Problem};
@@ -88,6 +88,12 @@ pub struct Decision {
     /// allocator's for these budgets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets_s: Vec<(usize, f64)>,
+    /// Set when an iterative step stopped at its bound without converging:
+    /// what stopped, where, and which setting bounds it. The decision is
+    /// then the last iterate, feasible but not the solver's answer, and
+    /// the run stops on it ([`crate::Error::NotConverged`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconverged: Option<String>,
 }
 
 impl Decision {
@@ -222,7 +228,10 @@ pub fn solve_file(path: &std::path::Path, name: &str, seed: u64) -> crate::Resul
     let kind: AllocatorKind = name.parse().map_err(Error::Input)?;
     let mut a = build(kind, &AllocatorConfig { name: kind, ..Default::default() });
     let mut rng = crate::sim::rng::stream(seed, "allocator", 0);
-    let d = a.decide(&p, &mut rng);
+    let mut d = a.decide(&p, &mut rng);
     d.check(&p).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;
+    if let Some(detail) = d.unconverged.take() {
+        return Err(Error::Input(format!("{}: {name} did not converge: {detail}", path.display())));
+    }
     Ok(d)
 }

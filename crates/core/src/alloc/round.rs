@@ -100,9 +100,16 @@ impl RoundPlanner {
         let free = if how == Settle::Cut { FREE_PASSES } else { 0 };
         let mut q: Option<Problem> = None;
         let mut squeezed = vec![false; n];
-        for pass in 0..free + n as u32 + 1 {
+        // The first inner decision that did not converge taints the plan.
+        let mut unconverged = d.unconverged.take();
+        let passes = free + n as u32 + 1;
+        let mut settled = false;
+        for pass in 0..passes {
             let cur = q.as_ref().unwrap_or(p);
-            let Some(fin) = finish_times(cur, &d.assignments) else { break };
+            let Some(fin) = finish_times(cur, &d.assignments) else {
+                settled = true;
+                break;
+            };
             // (candidate, lateness [ns]) of every late device.
             let late: Vec<(usize, u64)> = d
                 .assignments
@@ -112,6 +119,7 @@ impl RoundPlanner {
                 .map(|(a, f)| (a.candidate, f.0 - deadline.0))
                 .collect();
             if late.is_empty() {
+                settled = true;
                 break;
             }
             let q = q.get_or_insert_with(|| p.clone());
@@ -128,7 +136,21 @@ impl RoundPlanner {
                 squeezed[c] = true;
             }
             d = self.inner.decide(q, rng);
+            if unconverged.is_none() {
+                unconverged = d.unconverged.take();
+            }
         }
+        // Every pass leaves out one more late device once the free passes
+        // are spent, so the loop settles before its bound; not settling is
+        // a bug to report, not a plan to run.
+        if !settled && unconverged.is_none() {
+            unconverged = Some(format!(
+                "the queue-aware planner still had late devices after its {passes} passes \
+                 ({FREE_PASSES} budget cuts, then one device left out per pass); \
+                 allocator.queue_aware = false plans without it"
+            ));
+        }
+        d.unconverged = unconverged;
         if let Some(q) = q {
             for (i, _, why) in &mut d.excluded {
                 if squeezed[*i] && *why != Exclusion::NoResourceBlock {

@@ -418,6 +418,9 @@ impl<'s> Engine<'s> {
         self.alloc_wall_s = t0.elapsed().as_secs_f64();
         for (cp, d) in problems.iter().zip(&decisions) {
             d.check(&cp.problem).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;
+            if let Some(detail) = &d.unconverged {
+                return Err(Error::NotConverged { round: self.round, cell: cp.cell, detail: detail.clone() });
+            }
             if let Some(cb) = self.on_decision.as_mut() {
                 cb(cp.cell, &cp.problem, d)?;
             }

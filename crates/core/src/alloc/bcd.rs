@@ -176,7 +176,9 @@ impl Allocator for Bcd {
                 break;
             }
         }
-        if !(last_change_j < self.epsilon_j) {
+        // NaN (a non-finite objective) counts as not converged.
+        let converged = last_change_j < self.epsilon_j;
+        if !converged {
             unconverged.get_or_insert(format!(
                 "bcd's objective still changed by {last_change_j:e} J in iteration {iterations} of allocator.max_iterations = {}, \
                  more than allocator.epsilon_j = {:e} J; \

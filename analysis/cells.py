@@ -5,7 +5,8 @@ even sample), (b) devices, scheduled uploads and finished uploads per
 cell, (c) the mean SINR and interference of each cell's uploads. The
 table gives one row per cell.
 
-usage: python3 analysis/cells.py RUN_DIR [OUT_DIR]   (OUT_DIR defaults to RUN_DIR/figures)"""
+usage: python3 analysis/cells.py RUN_DIR [OUT_DIR]   (OUT_DIR defaults to RUN_DIR.figures, beside the
+       run folder: a file of yours inside it would keep `sflam run` from replacing it)"""
 
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     run = Path(sys.argv[1])
-    out = Path(sys.argv[2]) if len(sys.argv) > 2 else run / "figures"
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else run.parent / f"{run.resolve().name}.figures"
     cells = scan(run, "cells").sort("cell")
     devices = scan(run, "devices")
     dr = scan(run, "device_rounds")

@@ -14,7 +14,16 @@ const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
 #[command(
     name = "sflam",
     version,
-    about = "Discrete-event simulator of quantized split federated fine-tuning over OFDMA"
+    about = "Discrete-event simulator of quantized split federated fine-tuning over OFDMA",
+    after_help = "Examples:
+  sflam run                                   # scenarios/default.toml -> runs/default/
+  sflam run scenarios/fig4.toml --set allocator.name=bcd --set run.deadline_s=8 -o runs/t8
+  python3 analysis/report.py runs/default     # a one-page report of any run
+  sflam validate scenarios/cells.toml         # every problem at once, and the memory estimate
+  sflam sweep scenarios/fig5.toml -o runs/fig5 && python3 analysis/fig5.py runs/fig5 figures
+  sflam reference | less                      # every scenario key, its unit, default, range
+
+Guide: docs/README.md (scenarios, traces, model, training, extending, results)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +33,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scenario (default: scenarios/default.toml) and write its traces.
+    #[command(after_help = "Examples:
+  sflam run                                              # the default co-simulation
+  sflam run scenarios/fig4.toml -o runs/fig4-bcd --set allocator.name=bcd
+  sflam run scenarios/default.toml --set training.enabled=false   # timing only
+  sflam run scenarios/fig4.toml --dump-problems runs/problems     # each round's allocation problem as JSON
+  sflam run runs/default/scenario.resolved.toml          # reproduce a run (into runs/default.rerun-1)
+
+Each round prints: round, its end [s], candidates, scheduled (given an RB),
+finished, stragglers (cut at the deadline), failed (dropped or offline),
+the devices' energy [J] (the server's is not counted), and with training the
+mean loss of the finished and the test accuracy. Candidates left out and why
+are in left_out.parquet.")]
     Run {
         /// Scenario file.
         scenario: Option<PathBuf>,
@@ -36,17 +57,23 @@ enum Cmd {
         /// Write each round's allocation problem and decision as JSON here.
         #[arg(long, value_name = "DIR")]
         dump_problems: Option<PathBuf>,
-        /// No progress bar.
+        /// Print only the summary at the end: no progress bar, no per-round lines.
         #[arg(long, short)]
         quiet: bool,
     },
     /// Check a scenario; exit 0 when valid, 2 with every problem otherwise.
+    #[command(after_help = "Examples:
+  sflam validate scenarios/default.toml
+  sflam validate scenarios/fig4.toml --set network.rb_count=5 --set run.deadline_s=8")]
     Validate {
         scenario: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
     /// Print the workload model (the paper's Table I).
+    #[command(after_help = "Examples:
+  sflam workload
+  sflam workload --json --batch 32 > workload.json && python3 analysis/table1.py workload.json figures")]
     Workload {
         /// JSON array instead of a table.
         #[arg(long)]
@@ -56,6 +83,12 @@ enum Cmd {
         batch: usize,
     },
     /// Run a grid of overrides in parallel into hive-partitioned folders.
+    #[command(after_help = "Examples:
+  sflam sweep scenarios/fig4.toml -o runs/fig4            # the scenario's own [sweep] grid
+  sflam sweep scenarios/fig4.toml -o runs/t --common-seed --grid allocator.name=bcd,ep --grid run.deadline_s=8,12
+  sflam sweep scenarios/fig5.toml -o runs/fig5 --shard 0/4    # one of four slices (a cluster array job)
+
+Points land in OUTPUT/key=value/... folders; a rerun resumes, skipping complete points.")]
     Sweep {
         scenario: PathBuf,
         /// An axis: KEY=V1,V2,... (repeatable; the product is run). Default:
@@ -77,11 +110,17 @@ enum Cmd {
         /// Same seed for every point (compare policies on the same devices).
         #[arg(long)]
         common_seed: bool,
+        /// Print only the summary at the end: no progress bar.
         #[arg(long, short)]
         quiet: bool,
     },
     /// Train the scenario's framework without the network simulation
     /// (`[training]`), writing rounds.parquet with loss and accuracy.
+    #[command(after_help = "Examples:
+  sflam train scenarios/train-fmnist.toml -o runs/train
+  sflam train scenarios/train-fmnist.toml -o runs/train --stop-after 2   # stop with a checkpoint
+  sflam train scenarios/train-fmnist.toml -o runs/train --resume         # go on from it
+  sflam train scenarios/pretrain-fmnist.toml -o runs/pretrain --replace  # train again over a finished run")]
     Train {
         scenario: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -101,6 +140,7 @@ enum Cmd {
         /// Stop after this many rounds in all, with a checkpoint to resume from.
         #[arg(long, value_name = "ROUNDS")]
         stop_after: Option<u32>,
+        /// Print only the summary at the end: no progress bar, no per-round lines.
         #[arg(long, short)]
         quiet: bool,
     },
@@ -108,6 +148,10 @@ enum Cmd {
     /// default and allowed values) as Markdown, from the declarations.
     Reference,
     /// Solve one allocation problem (a `--dump-problems` file) offline.
+    #[command(after_help = "Examples:
+  sflam run scenarios/fig4.toml -q -o runs/f4 --dump-problems runs/f4-problems
+  sflam allocate runs/f4-problems/round-00000.json --allocator bcd
+  sflam allocate runs/f4-problems/round-00000.json --allocator exact | jq .objective_j")]
     Allocate {
         problem: PathBuf,
         #[arg(long, default_value = "exact")]
@@ -151,7 +195,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 dump_problems,
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 learner: Some(sflam::run::co_learner),
-                report: (!quiet && s.training.enabled).then_some(print_sim_round as fn(&sflam::trace::RoundRow)),
+                report: (!quiet).then_some(print_sim_round as fn(&sflam::trace::RoundRow)),
             };
             let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
             println!(
@@ -173,6 +217,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 sum.trained_model.as_deref().unwrap_or("none (timing only)")
             );
             println!("output: {}", dir.display());
+            println!("report: python3 analysis/report.py {}", dir.display());
         }
         Cmd::Validate { scenario, set } => {
             let s = load_scenario(&scenario, &set)?;
@@ -288,21 +333,33 @@ fn rerun_folder(scenario: &Path, out: &Path) -> Option<PathBuf> {
     (1..).map(|k| PathBuf::from(format!("{}.rerun-{k}", out.display()))).find(|p| !p.exists())
 }
 
-/// One line per round of `sflam train`, printed as the round ends.
-/// One co-simulation round as it ends.
+/// One co-simulation round as it ends, under a header printed once (the
+/// legend is in `sflam run --help` and the README).
 fn print_sim_round(r: &sflam::trace::RoundRow) {
-    let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    static HEADER: std::sync::Once = std::sync::Once::new();
+    HEADER.call_once(|| {
+        println!(
+            "{:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7} {:>8}",
+            "round", "end_s", "cand", "sched", "fin", "strag", "failed", "energy_j", "loss", "accuracy"
+        )
+    });
+    let f = |v: Option<f64>, w: usize| v.map_or_else(|| format!("{:>w$}", "-"), |v| format!("{v:>w$.4}"));
     println!(
-        "round {:>4}  t = {:>8.1} s  {:>3}/{:<3} finished  energy {:>8.1} J  loss {}  accuracy {}",
+        "{:>5} {:>9.1} {:>6} {:>6} {:>6} {:>6} {:>6} {:>10.1} {} {}",
         r.round,
         r.end_s,
-        r.finished,
+        r.candidates,
         r.scheduled,
+        r.finished,
+        r.stragglers,
+        r.failed,
         r.energy_j,
-        f(r.loss),
-        f(r.accuracy)
+        f(r.loss, 7),
+        f(r.accuracy, 8)
     );
 }
+
+/// One line per round of `sflam train`, printed as the round ends.
 
 fn print_round(row: &sflam::train::TrainRoundRow) {
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));

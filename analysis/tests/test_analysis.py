@@ -259,3 +259,104 @@ def test_cells_sweep_table_sums_each_run(tmp_path):
     assert float(r["final_accuracy"]) == pytest.approx(0.62)
     assert float(r["mean_sinr_db"]) == pytest.approx(6.5)
     assert int(r["finished"]) == 11
+
+
+def write_run(root, accuracy=True, cells=1):
+    """A small synthetic run folder with every table `report.py` reads;
+    returns the rows for the reference counts."""
+    root.mkdir(parents=True)
+    u32 = pl.UInt32
+    rounds = pl.DataFrame(
+        {
+            "round": [0, 1, 2],
+            "end_s": [10.0, 20.0, 30.0],
+            "candidates": [6, 6, 6],
+            "scheduled": [3, 4, 2],
+            "finished": [2, 3, 2],
+            "stragglers": [1, 0, 0],
+            "failed": [0, 1, 0],
+            "energy_j": [5.0, 6.0, 3.0],
+            "energy_cmp_j": [2.0, 2.5, 1.0],
+            "energy_com_j": [3.0, 3.5, 2.0],
+            "mean_bits": [8.0, 6.0, 8.0],
+            "objective_j": [1.0, 2.0, 1.5],
+            "realized_objective_j": [0.5, 1.0, 1.5],
+            "loss": [2.0, 1.5, 1.2] if accuracy else [None] * 3,
+            "accuracy": [0.2, None, 0.4] if accuracy else [None] * 3,
+        },
+        schema_overrides={c: u32 for c in ["round", "candidates", "scheduled", "finished", "stragglers", "failed"]}
+        | {"loss": pl.Float64, "accuracy": pl.Float64},
+    )
+    rounds.write_parquet(root / "rounds.parquet")
+    outcomes = ["finished", "finished", "straggler", "finished", "finished", "finished", "dropped", "finished", "finished"]
+    rnd = [0, 0, 0, 1, 1, 1, 1, 2, 2]
+    dr = pl.DataFrame(
+        {
+            "round": rnd,
+            "device": list(range(9)),
+            "cell": [i % cells for i in range(9)],
+            "bits": [8, 8, 6, 6, 6, 4, 8, 8, 8],
+            "power_w": [0.1 * (i + 1) for i in range(9)],
+            "time_s": [float(i + 1) for i in range(9)],
+            "energy_j": [0.5] * 9,
+            "sinr_db": [10.0 + i for i in range(9)],
+            "outcome": outcomes,
+        },
+        schema_overrides={"round": u32, "device": u32, "cell": u32, "bits": u32},
+    )
+    dr.write_parquet(root / "device_rounds.parquet")
+    reasons = ["infeasible"] * 5 + ["no-resource-block"] * 3 + ["server-busy"]
+    lo = pl.DataFrame(
+        {
+            "round": [0, 0, 0, 1, 1, 2, 2, 2, 2],
+            "device": list(range(10, 19)),
+            "cell": [0] * 9,
+            "reason": reasons,
+        },
+        schema_overrides={"round": u32, "device": u32, "cell": u32},
+    )
+    lo.write_parquet(root / "left_out.parquet")
+    pl.DataFrame({"cell": list(range(cells)), "x_m": [0.0] * cells, "y_m": [0.0] * cells}).write_parquet(root / "cells.parquet")
+    pl.DataFrame({"device": list(range(20))}).write_parquet(root / "devices.parquet")
+    (root / "summary.json").write_text('{"scenario": "synthetic", "framework": "sflam", "allocator": "bcd", "devices": 20, "rounds": 3, "seed": 1}')
+    return rounds, dr, lo
+
+
+@pytest.mark.parametrize("accuracy,cells", [(True, 1), (False, 3)])
+def test_report_counts_every_fate(tmp_path, accuracy, cells):
+    rounds, dr, lo = write_run(tmp_path / "run", accuracy, cells)
+    subprocess.run([sys.executable, str(ANALYSIS / "report.py"), str(tmp_path / "run")], check=True, cwd=ANALYSIS)
+    md = (tmp_path / "run.report.md").read_text()
+    assert (tmp_path / "run.report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "run" / "figures").exists(), "nothing written into the run folder"
+    table = {r[""]: r["value"] for r in read_md_table_first(md)}
+    assert table["candidate-rounds"] == "18"
+    assert table["scheduled"] == str(sum([3, 4, 2]))
+    assert table["finished"] == "7" and table["stragglers"] == "1" and table["failed (dropped or offline)"] == "1"
+    # The left-out counts by reason, against the rows written above.
+    for r in ["infeasible", "no-resource-block", "not-worthwhile", "server-busy"]:
+        assert table[f"left out: {r}"] == str(sum(1 for x in lo["reason"].to_list() if x == r))
+    # Candidates = scheduled + left out, round by round, in the rounds table.
+    rows = [l for l in md.split("## Rounds")[1].splitlines() if l.startswith("| ") and not l.startswith("| round")]
+    for line, expect in zip(rows, [3, 2, 4]):
+        assert line.split("|")[8].strip() == str(expect)
+    if accuracy:
+        assert table["last test accuracy"].startswith("0.4000 (round 2")
+    else:
+        assert "last test accuracy" not in table
+
+
+def read_md_table_first(md):
+    lines = [l for l in md.splitlines() if l.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    out = []
+    for l in lines[2:]:
+        if l.startswith("| round"):
+            break
+        out.append(dict(zip(header, [c.strip() for c in l.strip("|").split("|")])))
+    return out
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
+    r = subprocess.run([sys.executable, str(ANALYSIS / "report.py"), str(tmp_path)], capture_output=True, text=True, cwd=ANALYSIS)
+    assert r.returncode != 0 and "not a finished `sflam run` folder" in r.stderr

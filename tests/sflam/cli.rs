@@ -186,3 +186,53 @@ fn bcd_that_does_not_converge_is_a_clear_error() {
     let st = run("50");
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
 }
+
+/// The console: a header once, one line per round with candidates,
+/// scheduled, finished, stragglers and failed; the report command named at
+/// the end; `-q` keeps only the summary, as its help says.
+#[test]
+fn console_lines_and_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |quiet: bool, out: &str| {
+        let mut c = sflam();
+        c.args(["run", "scenarios/fig4.toml", "--set", "run.rounds=3", "-o"]).arg(dir.path().join(out));
+        if quiet {
+            c.arg("-q");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let loud = run(false, "a");
+    let lines: Vec<&str> = loud.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["round", "end_s", "cand", "sched", "fin", "strag", "failed", "energy_j", "loss", "accuracy"]);
+    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("round")).count(), 1, "the header once");
+    for (r, line) in lines[1..4].iter().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f[0], r.to_string());
+        let n: Vec<u32> = f[2..7].iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(n[0], 30, "fig4 has 30 candidates a round");
+        assert!(n[1] <= n[0] && n[2] + n[3] + n[4] == n[1], "{line}");
+    }
+    assert!(loud.contains(&format!("report: python3 analysis/report.py {}", dir.path().join("a").display())));
+    let quiet = run(true, "b");
+    assert!(!quiet.contains("accuracy") && !quiet.contains("end_s"), "{quiet}");
+    assert!(quiet.contains("output:"));
+}
+
+/// Help teaches by example, and a misspelled subcommand gets the right one.
+#[test]
+fn help_has_examples_and_typos_get_suggestions() {
+    for sub in [&[][..], &["run"], &["sweep"], &["train"], &["validate"], &["allocate"], &["workload"]] {
+        let o = sflam().args(sub).arg("--help").output().unwrap();
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(o.status.success() && text.contains("Examples:\n  sflam "), "{sub:?}: {text}");
+    }
+    for (typo, right) in [("rum", "run"), ("swep", "sweep"), ("trian", "train")] {
+        let o = sflam().arg(typo).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("similar subcommand exists: '{right}'")), "{typo}: {err}");
+    }
+}

@@ -71,6 +71,18 @@ pub enum Exclusion {
     ServerBusy,
 }
 
+impl Exclusion {
+    /// The name in traces and problem files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exclusion::Infeasible => "infeasible",
+            Exclusion::NoResourceBlock => "no-resource-block",
+            Exclusion::NotWorthwhile => "not-worthwhile",
+            Exclusion::ServerBusy => "server-busy",
+        }
+    }
+}
+
 /// What an allocator decided for one round.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

@@ -36,7 +36,7 @@ use crate::quant::message_bits;
 use crate::server::{ServerDiscipline, discipline_from};
 use crate::sim::rng::{Rng, stream};
 use crate::sim::{Context, Kernel, Model};
-use crate::trace::{CellRow, DeviceRow, EventRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
+use crate::trace::{CellRow, DeviceRow, EventRow, LeftOutRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
 use crate::units::{SimDuration, SimTime};
 use channel::Channel;
 use params::ns;
@@ -423,6 +423,18 @@ impl<'s> Engine<'s> {
             }
             if let Some(cb) = self.on_decision.as_mut() {
                 cb(cp.cell, &cp.problem, d)?;
+            }
+            for &(i, dev, why) in &d.excluded {
+                let c = &cp.problem.candidates[i];
+                self.sink.left_out(&LeftOutRow {
+                    round: self.round,
+                    device: dev.0,
+                    cell: cp.cell,
+                    reason: why.as_str(),
+                    distance_m: cp.times[i].distance_m,
+                    best_gain: c.gains.iter().copied().fold(0.0, f64::max),
+                    uplink_budget_s: c.uplink_time_s,
+                })?;
             }
         }
 

@@ -39,6 +39,7 @@ pub fn device_round(
         energy_j: p.e_cmp_j + p.e_com_j,
         outcome,
         cut_phase: (outcome != Outcome::Finished).then(|| p.phase.name()),
+        cut_iteration: (outcome != Outcome::Finished).then_some(p.iter),
         train_loss: learned.map(|l| l.loss),
         loss_scale_halvings: learned.map(|l| l.loss_scale_halvings),
     }

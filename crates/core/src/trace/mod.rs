@@ -149,8 +149,15 @@ crate::row! {
         pub energy_com_j: f64,
         pub energy_j: f64,
         pub outcome: Outcome,
-        /// Where an unfinished device was cut: e.g. `uplink` in iteration 1.
+        /// Where an unfinished device was when the round closed on it
+        /// (`forward`, `uplink`, `server`, `downlink`, `backward`,
+        /// `model-upload`, or `waiting` for its turn in a relay); None
+        /// for a finished device.
         pub cut_phase: Option<&'static str>,
+        /// The local iteration it was in then, counted from 0 (`run.iterations`
+        /// or its own under `training.local_epochs`; the model upload
+        /// follows the last); None for a finished device [1].
+        pub cut_iteration: Option<u32>,
         /// Its local update's mean training loss over its iterations; None
         /// unless it finished a round of a training run [nat].
         pub train_loss: Option<f64>,
@@ -158,6 +165,32 @@ crate::row! {
         /// (`training.precision = "f16"`); None unless it finished a round
         /// of a training run [steps].
         pub loss_scale_halvings: Option<u32>,
+    }
+}
+
+crate::row! {
+    /// One row per candidate the allocator left out, per round: with
+    /// `device_rounds` (the scheduled ones), every candidate's fate.
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct LeftOutRow in "left_out" {
+        pub round: u32,
+        pub device: u32,
+        /// The cell whose allocator left it out.
+        pub cell: u32,
+        /// `infeasible` (no power <= p_max and no bits meet the deadline
+        /// on any RB), `no-resource-block` (feasible, no RB left),
+        /// `not-worthwhile` (its utility is worth less than its energy),
+        /// `server-busy` (its place in the server's queue leaves its
+        /// uploads too little time).
+        pub reason: &'static str,
+        /// Link distance to its cell's site this round [m].
+        pub distance_m: f64,
+        /// Its best channel gain over the cell's RBs this round [1].
+        pub best_gain: f64,
+        /// Upload budget τ_n the allocator had: the deadline less its
+        /// compute, server and downlink time (negative when those alone
+        /// miss it), before queue-aware planning cut it [s].
+        pub uplink_budget_s: f64,
     }
 }
 
@@ -222,6 +255,7 @@ pub trait TraceSink {
     fn device(&mut self, r: &DeviceRow) -> Result<()>;
     fn round(&mut self, r: &RoundRow) -> Result<()>;
     fn device_round(&mut self, r: &DeviceRoundRow) -> Result<()>;
+    fn left_out(&mut self, r: &LeftOutRow) -> Result<()>;
     fn event(&mut self, r: &EventRow) -> Result<()>;
     /// Flushes and closes; after it the output is complete.
     fn finish(&mut self) -> Result<()>;
@@ -234,6 +268,7 @@ pub struct VecSink {
     pub devices: Vec<DeviceRow>,
     pub rounds: Vec<RoundRow>,
     pub device_rounds: Vec<DeviceRoundRow>,
+    pub left_out: Vec<LeftOutRow>,
     pub events: Vec<EventRow>,
     pub finished: bool,
 }
@@ -253,6 +288,10 @@ impl TraceSink for VecSink {
     }
     fn device_round(&mut self, r: &DeviceRoundRow) -> Result<()> {
         self.device_rounds.push(r.clone());
+        Ok(())
+    }
+    fn left_out(&mut self, r: &LeftOutRow) -> Result<()> {
+        self.left_out.push(r.clone());
         Ok(())
     }
     fn event(&mut self, r: &EventRow) -> Result<()> {

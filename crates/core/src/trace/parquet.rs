@@ -5,7 +5,7 @@
 //! are the same either way.
 
 use super::columns::{ColumnSet, Row};
-use super::{CellRow, DeviceRoundRow, DeviceRow, EventRow, RoundRow, TraceSink};
+use super::{CellRow, DeviceRoundRow, DeviceRow, EventRow, LeftOutRow, RoundRow, TraceSink};
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
@@ -16,7 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-const TABLES: usize = 5;
+const TABLES: usize = 6;
 
 struct Writers {
     files: Vec<Option<ArrowWriter<File>>>,
@@ -42,7 +42,8 @@ enum Backend {
     Thread { tx: Option<Sender<(usize, RecordBatch)>>, handle: Option<JoinHandle<Result<()>>> },
 }
 
-/// Writes `devices`, `rounds`, `device_rounds` and optionally `events`
+/// Writes `devices`, `rounds`, `device_rounds`, `cells`, `left_out` and
+/// optionally `events`
 /// as `<table>.parquet` in a folder.
 pub struct ParquetSink {
     sets: Vec<Option<ColumnSet>>,
@@ -59,6 +60,7 @@ impl ParquetSink {
             (DeviceRoundRow::TABLE, DeviceRoundRow::columns(), true),
             (EventRow::TABLE, EventRow::columns(), events),
             (CellRow::TABLE, CellRow::columns(), true),
+            (LeftOutRow::TABLE, LeftOutRow::columns(), true),
         ];
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -153,6 +155,9 @@ impl TraceSink for ParquetSink {
     }
     fn cell(&mut self, r: &CellRow) -> Result<()> {
         self.push(4, r)
+    }
+    fn left_out(&mut self, r: &LeftOutRow) -> Result<()> {
+        self.push(5, r)
     }
     fn finish(&mut self) -> Result<()> {
         for t in 0..TABLES {

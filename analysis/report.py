@@ -96,8 +96,8 @@ def plot(t, summary, title):
             tw = ax[0].twinx()
             tw.plot(loss["end_s"], loss["loss"], ".--", color="tab:red", label="training loss")
             tw.set_ylabel("training loss [nat]")
-            tw.legend(loc="center right")
-        ax[0].legend(loc="upper left")
+            tw.legend(loc="upper right")
+        ax[0].legend(loc="lower left")
         ax[0].set_title("(a) accuracy and loss against simulated time")
     else:
         ax[0].plot(rounds["end_s"], rounds["objective_j"], "o-", label="planned")

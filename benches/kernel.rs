@@ -1,6 +1,6 @@
 //! PHOLD on the sflam kernel (radix heap) against the same PHOLD on a
 //! plain `std::collections::BinaryHeap`, measured in the same run.
-//! `cargo bench --bench kernel`; SimPy reference: README, performance.
+//! `cargo bench --bench kernel`; SimPy reference: docs/performance.md.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sflam_core::sim::phold::Phold;

@@ -23,7 +23,7 @@ const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
   sflam sweep scenarios/fig5.toml -o runs/fig5 && python3 analysis/fig5.py runs/fig5 figures
   sflam reference | less                      # every scenario key, its unit, default, range
 
-Guide: docs/README.md (scenarios, traces, model, training, extending, results)."
+Guide: README.md, then docs/ (getting-started, scenarios, traces, model, training, extending, results)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -243,7 +243,7 @@ fn real_main() -> Result<(), sflam::Error> {
                     serde_json::to_string_pretty(&rows).map_err(|e| sflam::Error::failure("workload JSON", e))?
                 );
             } else {
-                print!("{}", sflam::workload::table_one_markdown(batch));
+                print_all(&sflam::workload::table_one_markdown(batch))?;
             }
         }
         Cmd::Sweep { scenario, grid, set, output, jobs, shard, common_seed, quiet } => {
@@ -298,13 +298,23 @@ fn real_main() -> Result<(), sflam::Error> {
                 r.dir.display()
             );
         }
-        Cmd::Reference => print!("{}", sflam::config::reference_markdown()),
+        Cmd::Reference => print_all(&sflam::config::reference_markdown())?,
         Cmd::Allocate { problem, allocator, seed } => {
             let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;
             println!("{}", serde_json::to_string_pretty(&d).map_err(|e| sflam::Error::failure("decision JSON", e))?);
         }
     }
     Ok(())
+}
+
+/// Writes `text` to standard output; a reader that stops early (`| head`)
+/// is not an error.
+fn print_all(text: &str) -> Result<(), sflam::Error> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(sflam::Error::failure("standard output", e)),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -7,7 +7,7 @@
 //!
 //! The reference for the GPU is the CPU (flex): the same scenario, seed and
 //! start. Float sums run in other orders on the GPU, so results agree
-//! within a tolerance, not bit for bit (README, "Training on a GPU").
+//! within a tolerance, not bit for bit (docs/gpu.md, "Training on a GPU").
 
 #[cfg(not(feature = "gpu"))]
 #[test]
@@ -156,7 +156,7 @@ mod on_the_gpu {
 
     /// What holds on one machine: the same seed gives the same update twice
     /// in one process (the kernels chosen by autotuning are cached for the
-    /// process). Across processes, the README states what to expect.
+    /// process). Across processes, docs/gpu.md states what to expect.
     #[test]
     fn the_same_seed_twice_on_one_gpu() {
         let Some(gpu) = gpu_trainer("") else { return };

@@ -6,6 +6,7 @@
 mod backends;
 mod cli;
 mod cosim;
+mod docs;
 mod fuzz;
 mod gpu;
 mod libtorch;

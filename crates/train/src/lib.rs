@@ -49,7 +49,7 @@ use std::time::Instant;
 /// fresh buffer per op, and glibc's defaults hand buffers above its mmap
 /// threshold back to the kernel, so every step paid for page faults and
 /// zeroing of the same megabytes again (-17% step time at vit-small-32,
-/// README, performance). Call once at start-up; a no-op elsewhere.
+/// docs/performance.md). Call once at start-up; a no-op elsewhere.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; these are in range

@@ -80,7 +80,7 @@ impl Attention {
 /// reduce). Flattened, the weight's gradient is one product over all B T
 /// rows. With a bias it is one op with its own backward
 /// (on flex [`crate::ops::Dense`]: each product one gemm call into its
-/// output). `vit-small-32`, batch 64, 2 threads: README, Performance.
+/// output). `vit-small-32`, batch 64, 2 threads: docs/performance.md.
 /// At mixed precision the product is `mixed`'s and the bias is added
 /// in f32.
 pub fn dense(x: Tensor<3>, weight: Tensor<2>, bias: Option<Tensor<1>>, p: Precision) -> Tensor<3> {

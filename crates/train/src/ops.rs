@@ -45,7 +45,7 @@
 //! element-wise ops run on one thread), in fixed blocks of rows, so their
 //! results do not depend on the thread count.
 //!
-//! Together: README, Performance ("training step, this version").
+//! Together: docs/history.md ("training step, this version").
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -9,7 +9,7 @@
 //! of it runs after the parallel parts, on one core: on a 2-core machine
 //! `vit-small-32`'s Adam update took about 10 ms and the sum of 16 parts
 //! about 17 ms of a 0.5 s step, a share that grows with the core count,
-//! since the parts' work divides over the cores and this did not (README,
+//! since the parts' work divides over the cores and this did not (docs/performance.md,
 //! Performance).
 //!
 //! [`Adam`] and [`Sgd`] are Burn [`Optimizer`]s (so `ModuleOptimizer` still

@@ -6,7 +6,7 @@ use super::Scenario;
 
 /// Bytes per device of the simulation's state: position, draws, the
 /// availability process and its online index, the per-device trace rows
-/// buffered; about 200 B as the README's Performance section measures it
+/// buffered; about 200 B as docs/history.md's measurements found it
 /// (`million-devices.toml`: 10^6 devices in 212-219 MiB peak RSS), rounded
 /// up [B].
 pub const DEVICE_BYTES: u64 = 320;

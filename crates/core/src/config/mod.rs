@@ -5,7 +5,7 @@
 //! Each parameter is declared once, with [`params::section!`]: its meaning
 //! and unit (in brackets), default, origin (P = the paper, C = chosen here,
 //! X = a tool setting) and allowed values. The struct, its `Default`, its
-//! checks and the README's scenario reference all come from that one
+//! checks and the guide's scenario reference all come from that one
 //! declaration. This module is a leaf: it imports nothing of the simulator.
 //!
 //! ```
@@ -321,7 +321,8 @@ section! {
         /// Mean offline duration [s].
         mean_offline_s: f64 = 120.0, X, Rule::AboveF(0.0);
         /// Probability that a scheduled participant drops out during a
-        /// round, at a uniform time within the deadline [1].
+        /// round, at a uniform time within its own planned round (round
+        /// start to its predicted finish) [1].
         dropout_probability: f64 = 0.0, P, Rule::RangeF(0.0, 1.0);
     }
 }
@@ -666,7 +667,8 @@ pub fn reference() -> Vec<(&'static str, &'static str, Vec<ParamDoc>)> {
     out
 }
 
-/// The README's scenario reference, generated from the declarations.
+/// The guide's scenario reference (`docs/scenarios.md`), generated from
+/// the declarations.
 pub fn reference_markdown() -> String {
     let mut md = String::new();
     for (key, doc, rows) in reference() {

@@ -60,7 +60,7 @@ pub const VIT_CONFIGS: &[VitConfig] = &[
     vit("vit-mini-28", 28, 1, 4, 128, 6, 4, 256),
     // 7-pixel patches (16 tokens against 49) buy twice tiny's width at
     // 0.6x its time a step (`examples/train_step`, batch 32); in PyTorch it
-    // reaches 85.4% centrally after 3 epochs (README, Fig. 6 fine-tuning).
+    // reaches 85.4% centrally after 3 epochs (docs/results.md, Fig. 6 from a pretrained start).
     vit("vit-p7-28", 28, 1, 7, 128, 4, 4, 256),
     vit("vit-tiny-32", 32, 3, 4, 64, 4, 4, 128),
     vit("vit-small-32", 32, 3, 4, 192, 6, 3, 768),

@@ -2,8 +2,8 @@
 //! [`section!`]: each field's doc (meaning and unit), its default, its origin
 //! (P = the paper, C = chosen here, SPEC section 10) and its [`Rule`] are
 //! one declaration, from which come the struct, its `Default`, its
-//! single-field checks and its rows of the README's scenario reference
-//! (`sflam_core::config::reference_markdown`; a test fails when the README
+//! single-field checks and its rows of the guide's scenario reference (docs/scenarios.md)
+//! (`sflam_core::config::reference_markdown`; a test fails when the guide
 //! is stale). Choices are declared with [`choice!`], which gives serde, the
 //! names and the "one of" text from one list. Only rules that relate two
 //! fields live in `validate.rs`.
@@ -49,7 +49,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// What the rule allows, as the error and the README say it.
+    /// What the rule allows, as the error and the guide say it.
     pub fn allowed(&self) -> Option<String> {
         Some(match *self {
             Rule::Any => return None,

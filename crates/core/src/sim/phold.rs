@@ -1,7 +1,7 @@
 //! PHOLD, the standard synthetic DES benchmark: `lps` logical processes,
 //! one event each; handling an event sends a new one to a uniformly random
 //! LP at now + lookahead + Exp(mean). Used by `benches/kernel.rs` and the
-//! README's performance table.
+//! docs/performance.md.
 
 use super::rng::{Rng, stream};
 use super::{Context, Kernel, Model};

@@ -1,7 +1,7 @@
 //! The pending-event set: a monotone radix heap with 256-way digits on
 //! integer nanoseconds, FIFO among equal times.
 //!
-//! Chosen by measurement (README, performance table). Simulated time only
+//! Chosen by measurement (docs/performance.md, docs/history.md). Simulated time only
 //! moves forward, so a radix heap applies: an event waits in the bucket
 //! (level, digit) of the highest 8-bit digit in which its time differs from
 //! the last popped time. An event moves down at most 8 times in its life, in

@@ -5,7 +5,7 @@
 //!
 //! CI runs a bounded number of cases per target on a fixed seed; a long
 //! campaign sets `SFLAM_FUZZ_CASES` (e.g. 100000) and `SFLAM_FUZZ_SEED`
-//! and runs `cargo test -p sflam-core --test core fuzz` (see the README).
+//! and runs `cargo test -p sflam-core --test core fuzz` (see docs/trust.md).
 
 use crate::fuzz_support::{bounded, inputs, mutate, runner};
 use proptest::prelude::*;

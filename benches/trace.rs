@@ -34,6 +34,7 @@ fn row(i: u32) -> DeviceRoundRow {
         energy_j: 3.2,
         outcome: if finished { Outcome::Finished } else { Outcome::Straggler },
         cut_phase: (!finished).then_some("uplink"),
+        cut_iteration: (!finished).then_some(0),
         train_loss: finished.then_some(2.3 - f * 1e-6),
         loss_scale_halvings: finished.then_some(0),
     }

@@ -370,7 +370,6 @@ fn print_sim_round(r: &sflam::trace::RoundRow) {
 }
 
 /// One line per round of `sflam train`, printed as the round ends.
-
 fn print_round(row: &sflam::train::TrainRoundRow) {
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
     println!(

@@ -50,7 +50,7 @@ fn writer(c: &mut Criterion) {
             b.iter_batched(
                 || tempfile::tempdir().unwrap(),
                 |dir| {
-                    let mut sink = ParquetSink::create(dir.path(), false, 65536, threads).unwrap();
+                    let mut sink = ParquetSink::create(dir.path(), false, false, 65536, threads).unwrap();
                     for r in &rows {
                         sink.device_round(r).unwrap();
                     }

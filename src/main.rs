@@ -144,6 +144,31 @@ Points land in OUTPUT/key=value/... folders; a rerun resumes, skipping complete 
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Measure the utility U(b) from training: short `sflam train` runs at
+    /// each bit width and at fp32, then a table for `allocator.utility =
+    /// "table"` (OUTPUT/utility.csv) and every curve (OUTPUT/seed=S/bits=B/).
+    #[command(after_help = "Examples:
+  sflam calibrate scenarios/calibrate-fmnist.toml -o runs/calibrate
+  sflam calibrate scenarios/calibrate-fmnist.toml -o runs/calibrate --seeds 3 --bits 2,4,8
+  python3 analysis/fig3.py runs/calibrate        # Fig. 3: accuracy against bits
+  sflam run scenarios/fig4.toml --set 'allocator.utility=\"table\"' --set 'allocator.utility_file=\"runs/calibrate/utility.csv\"'")]
+    Calibrate {
+        scenario: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output folder (default: runs/<run.name>-calibrate).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Bit widths to train, each in 1..=16 (fp32 is always trained).
+        #[arg(long, value_delimiter = ',', default_values_t = sflam::train::calibrate::DEFAULT_BITS)]
+        bits: Vec<u32>,
+        /// Seeds per width: run.seed, run.seed + 1, ...
+        #[arg(long, default_value_t = 1)]
+        seeds: u32,
+        /// Print only the table: no progress bar, no per-training lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print the scenario reference (every key, its meaning and unit,
     /// default and allowed values) as Markdown, from the declarations.
     Reference,
@@ -298,6 +323,19 @@ fn real_main() -> Result<(), sflam::Error> {
                 r.dir.display()
             );
         }
+        Cmd::Calibrate { scenario, set, output, bits, seeds, quiet } => {
+            let s = load_scenario(&scenario, &set)?;
+            let out = output.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-calibrate", s.run.name)));
+            let opts = sflam::train::calibrate::CalibrateOptions {
+                bits,
+                seeds,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                on_point: (!quiet).then_some(print_point as fn(u64, u32, f64)),
+            };
+            let c = sflam::train::calibrate::calibrate(&s, &out, &opts)?;
+            print_all(&sflam::alloc::utility::to_csv(&c.rows))?;
+            println!("utility table: {} (allocator.utility = \"table\", allocator.utility_file)", c.table.display());
+        }
         Cmd::Reference => print_all(&sflam::config::reference_markdown())?,
         Cmd::Allocate { problem, allocator, seed } => {
             let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;
@@ -367,6 +405,12 @@ fn print_sim_round(r: &sflam::trace::RoundRow) {
         f(r.loss, 7),
         f(r.accuracy, 8)
     );
+}
+
+/// One calibration training as it ends.
+fn print_point(seed: u64, bits: u32, accuracy: f64) {
+    let b = if bits == 32 { "fp32".to_string() } else { format!("{bits} bits") };
+    println!("seed {seed:>3}  {b:>7}  final test accuracy {accuracy:.4}");
 }
 
 /// One line per round of `sflam train`, printed as the round ends.

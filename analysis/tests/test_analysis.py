@@ -360,3 +360,75 @@ def read_md_table_first(md):
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
     r = subprocess.run([sys.executable, str(ANALYSIS / "report.py"), str(tmp_path)], capture_output=True, text=True, cwd=ANALYSIS)
     assert r.returncode != 0 and "not a finished `sflam run` folder" in r.stderr
+
+
+def test_fig3_table_matches_plain_statistics(tmp_path):
+    """Final accuracy per width over seeds (mean, sd, range) and its gap to
+    fp32 in standard errors, against plain Python."""
+    import statistics
+
+    finals = {(1, 2): 0.20, (2, 2): 0.24, (1, 4): 0.33, (2, 4): 0.35, (1, 32): 0.34, (2, 32): 0.36}
+    for (seed, bits), acc in finals.items():
+        d = tmp_path / f"seed={seed}" / f"bits={bits}"
+        d.mkdir(parents=True)
+        pl.DataFrame(
+            {"round": [0, 1, 2], "accuracy": [0.1, None, acc], "train_loss": [2.0, 1.9, 1.8]},
+            schema_overrides={"round": pl.UInt32, "accuracy": pl.Float64},
+        ).write_parquet(d / "rounds.parquet")
+    out = tmp_path / "figs"
+    subprocess.run([sys.executable, str(ANALYSIS / "fig3.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)
+    rows = {int(r["bits"]): r for r in read_md_table(out / "fig3.md")}
+    assert sorted(rows) == [2, 4, 32]
+    for b in [2, 4, 32]:
+        v = [finals[(1, b)], finals[(2, b)]]
+        assert float(rows[b]["accuracy"]) == pytest.approx(statistics.mean(v), abs=1e-4)
+        assert float(rows[b]["accuracy_sd"]) == pytest.approx(statistics.stdev(v), abs=1e-4)
+        assert float(rows[b]["accuracy_min"]) == pytest.approx(min(v), abs=1e-4)
+    se = ((statistics.stdev([0.20, 0.24]) ** 2) / 2 + (statistics.stdev([0.34, 0.36]) ** 2) / 2) ** 0.5
+    assert float(rows[2]["diff_vs_fp32_se"]) == pytest.approx((0.22 - 0.35) / se, rel=1e-3)
+    assert (out / "fig3.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fig4_utility_table_compares_each_point(tmp_path):
+    """Per allocator and deadline: mean bits and energies under each
+    utility, and the relative change, against plain sums."""
+    vals = {"assumed": ([12, 14], [0.10, 0.12], [3.0, 3.2]), "table": ([4, 4], [0.03, 0.03], [2.9, 3.1])}
+    for u, (bits, com, tot) in vals.items():
+        d = tmp_path / "allocator.name=exact" / "run.deadline_s=8" / f"allocator.utility={u}"
+        d.mkdir(parents=True)
+        pl.DataFrame({"bits": bits, "energy_com_j": com, "energy_j": tot}, schema_overrides={"bits": pl.UInt32}).write_parquet(
+            d / "device_rounds.parquet"
+        )
+    out = tmp_path / "figs"
+    subprocess.run([sys.executable, str(ANALYSIS / "fig4_utility.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)
+    (row,) = read_md_table(out / "fig4_utility.md")
+    assert float(row["mean_bits"]) == 13 and float(row["mean_bits_measured"]) == 4
+    assert float(row["energy_change"]) == pytest.approx(3.0 / 3.1 - 1, abs=1e-4)
+    assert float(row["uplink_change"]) == pytest.approx(0.03 / 0.11 - 1, abs=1e-4)
+
+
+def test_fig4_bcd_settles_where_the_objective_stops_moving(tmp_path):
+    """Round means per iteration, a settled round carried forward, and the
+    first iteration within 0.1% of the final objective."""
+    d = tmp_path / "run.deadline_s=8"
+    d.mkdir()
+    rows = []
+    # Round 0 runs 3 iterations, round 1 settles after 1 (its state carried on).
+    for rnd, objs in [(0, [100.0, 150.0, 199.9, 200.0]), (1, [100.0, 200.0])]:
+        rows.append({"round": rnd, "cell": 0, "iteration": 0, "step": "start", "objective_j": objs[0]})
+        for i, o in enumerate(objs[1:], start=1):
+            for step in ["power-bits", "matching"]:
+                rows.append({"round": rnd, "cell": 0, "iteration": i, "step": step, "objective_j": o})
+    df = pl.DataFrame(rows).with_columns(
+        pl.lit(1.0).alias("mean_energy_j"), pl.lit(0.01).alias("efficiency_per_j"), pl.lit(8.0).alias("mean_bits"), pl.lit(10).alias("scheduled")
+    )
+    df = df.with_columns(pl.col("round", "cell", "iteration", "scheduled").cast(pl.UInt32))
+    df.write_parquet(d / "bcd_steps.parquet")
+    pl.DataFrame({"round": [0, 1], "alloc_iterations": [3, 1]}, schema_overrides={"round": pl.UInt32, "alloc_iterations": pl.UInt32}).write_parquet(d / "rounds.parquet")
+    out = tmp_path / "figs"
+    subprocess.run([sys.executable, str(ANALYSIS / "fig4_bcd.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)
+    (row,) = read_md_table(out / "fig4_bcd.md")
+    # Means over the two rounds: iteration 0: 100, 1: 175, 2: 199.95, 3: 200.
+    assert float(row["start_objective_j"]) == 100 and float(row["final_objective_j"]) == 200
+    assert int(row["settled_by_iteration"]) == 2
+    assert float(row["iterations_mean"]) == 2 and int(row["iterations_max"]) == 3

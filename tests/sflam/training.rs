@@ -1604,3 +1604,54 @@ fn a_non_finite_initial_model_is_refused_at_load() {
     let msg = err.to_string();
     assert!(msg.contains("nan.bpk (training.init)") && msg.contains("server side's parameter 3 is NaN"), "{msg}");
 }
+
+/// `sflam calibrate`: one `sflam train` run per (seed, width) and fp32,
+/// each width's recorded accuracy the mean of its runs' last evaluated
+/// accuracy, a table the allocators accept; bad widths refused.
+#[test]
+fn calibrate_measures_a_utility_table() {
+    use sflam::train::calibrate::{CalibrateOptions, calibrate};
+    let s = scenario("eval_every = 1\n");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cal");
+    let opts = CalibrateOptions { bits: vec![8, 2], seeds: 2, progress: false, on_point: None };
+    let c = calibrate(&s, &out, &opts).unwrap();
+    assert_eq!(c.table, out.join("utility.csv"));
+    let bits: Vec<u32> = c.rows.iter().map(|r| r.bits).collect();
+    assert_eq!(bits, (1..=16).chain([32]).collect::<Vec<u32>>());
+    assert!(c.rows.windows(2).all(|w| w[0].utility <= w[1].utility && w[0].utility > 0.0));
+    assert_eq!(c.rows.last().unwrap().utility, 1.0);
+    // Each measured width's accuracy is the mean of its two runs' own last accuracy.
+    for (b, row) in [(2u32, &c.rows[1]), (8, &c.rows[7]), (32, c.rows.last().unwrap())] {
+        let accs: Vec<f64> = [3u64, 4]
+            .iter()
+            .map(|seed| {
+                let mut p = s.clone();
+                p.run.seed = *seed;
+                if b == 32 {
+                    p.training.framework = FrameworkKind::Sfl;
+                } else {
+                    p.training.bits = b;
+                }
+                let d = out.join(format!("seed={seed}/bits={b}"));
+                assert!(d.join("rounds.parquet").is_file(), "{}", d.display());
+                let again = dir.path().join(format!("again-{seed}-{b}"));
+                let r = sflam::train::train_to_dir(&p, &again, &Default::default()).unwrap();
+                r.rows.iter().rev().find_map(|x| x.accuracy).unwrap()
+            })
+            .collect();
+        assert_eq!(row.seeds, 2);
+        assert!((row.accuracy.unwrap() - (accs[0] + accs[1]) / 2.0).abs() < 1e-12, "{b} bits");
+    }
+    assert_eq!(c.rows[3].seeds, 0, "4 bits interpolated");
+    // The table drives a run.
+    let t = sflam::alloc::utility::read_table(&c.table, 4, 16).unwrap();
+    assert_eq!(t.len(), 13);
+    // Bad widths and seeds: bad input, nothing written.
+    for (bits, seeds) in [(vec![0], 1), (vec![4, 4], 1), (vec![17], 1), (vec![], 1), (vec![4], 0)] {
+        let o = dir.path().join("bad");
+        let e = calibrate(&s, &o, &CalibrateOptions { bits, seeds, progress: false, on_point: None }).err().unwrap();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(!o.exists());
+    }
+}

@@ -37,6 +37,8 @@ pub enum Kind {
     Train,
     /// `sflam run --dump-problems`.
     DumpProblems,
+    /// `sflam calibrate`.
+    Calibrate,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Sweep => "sweep",
             Kind::Train => "train",
             Kind::DumpProblems => "dump-problems",
+            Kind::Calibrate => "calibrate",
         }
     }
 }

@@ -129,7 +129,7 @@ pub fn simulate(
 }
 
 /// Reads and checks every table a run of `s` would read (cells, device
-/// positions, backhaul links) without running it; `sflam validate` adds
+/// positions, backhaul links, the utility table) without running it; `sflam validate` adds
 /// the learning half's files.
 pub fn check_tables(s: &Scenario) -> Result<()> {
     let cells = crate::geo::Cells::build(s)?;
@@ -139,6 +139,7 @@ pub fn check_tables(s: &Scenario) -> Result<()> {
     if s.backhaul.enabled {
         crate::backhaul::Backhaul::build(s, cells.len(), 0)?;
     }
+    crate::engine::utility_table(s)?;
     Ok(())
 }
 
@@ -189,7 +190,13 @@ pub fn run_to_dir(s: &Scenario, opts: &RunOptions) -> Result<(PathBuf, Summary)>
 fn write_run(s: &Scenario, opts: &RunOptions, partial: &Path, dump_dir: Option<&Path>) -> Result<Summary> {
     write(&partial.join("scenario.resolved.toml"), &s.resolved_toml_with_inputs(s.training.enabled)?)?;
     let learner = learner_of(s, opts.learner)?;
-    let mut sink = ParquetSink::create(partial, s.run.events_trace, s.run.row_group_rows, s.run.worker_threads())?;
+    let mut sink = ParquetSink::create(
+        partial,
+        s.run.events_trace,
+        s.run.bcd_trace,
+        s.run.row_group_rows,
+        s.run.worker_threads(),
+    )?;
     let bar = crate::progress::bar(opts.progress, s.run.rounds as u64);
     let dump_dir = dump_dir.map(Path::to_path_buf);
     let multi_cell = s.cells.count > 1;

@@ -52,10 +52,10 @@ pub fn load_flat<M: Module>(m: M, flat: &[f32], device: &Device) -> M {
 /// FedAvg of a whole split model: [`weighted_average`] of the device
 /// halves and of the server halves over `(weight, model)`. None when there
 /// is nothing to average.
-pub fn weighted_average_model(items: &[(f64, &crate::Params)]) -> Option<crate::Params> {
+pub fn weighted_average_model(items: &[(f64, &crate::training::Params)]) -> Option<crate::training::Params> {
     let device = weighted_average(items.iter().map(|(w, p)| (*w, &p.device[..])))?;
     let server = weighted_average(items.iter().map(|(w, p)| (*w, &p.server[..])))?;
-    Some(crate::Params { device, server })
+    Some(crate::training::Params { device, server })
 }
 
 /// FedAvg (eq. 6): Σ w_i x_i / Σ w_i over `(weight, params)` in the given

@@ -8,7 +8,7 @@
 
 use super::assign::max_weight;
 use super::pairwise::{BitsRule, Levels, PowerRule};
-use super::{Allocator, Decision, Exclusion, Problem};
+use super::{Allocator, BcdBlock, BcdStep, Decision, Exclusion, Problem};
 use crate::config::BcdStart;
 use crate::net::rate_bps;
 use crate::sim::rng::Rng;
@@ -133,6 +133,32 @@ impl Allocator for Bcd {
             x.iter().filter_map(|&(i, j)| value(i, j, power[i], bits[i])).sum()
         };
         let mut obj = objective(&x, &power, &bits);
+        // The state after a block step, for Fig. 4 (a)-(c): the matched
+        // devices' mean energy, the objective, eq. 21's efficiency and the
+        // mean bits, over the pairs of `x` still feasible.
+        let state = |iteration: u32, step: BcdBlock, x: &[(usize, usize)], power: &[f64], bits: &[u32]| {
+            let (mut e, mut u, mut b, mut m) = (0.0, 0.0, 0.0, 0usize);
+            for &(i, j) in x {
+                let c = &p.candidates[i];
+                let r = rate_bps(p.rb_bandwidth_hz, power[i], c.gains[j], p.noise_w);
+                if value(i, j, power[i], bits[i]).is_some() {
+                    e += c.compute_energy_j + power[i] * p.round_upload_bits(c, bits[i]) / r;
+                    u += c.data_share * p.utility(bits[i]);
+                    b += bits[i] as f64;
+                    m += 1;
+                }
+            }
+            BcdStep {
+                iteration,
+                step,
+                scheduled: m as u32,
+                mean_energy_j: if m > 0 { e / m as f64 } else { 0.0 },
+                objective_j: objective(x, power, bits),
+                efficiency_per_j: if e > 0.0 { u / e } else { 0.0 },
+                mean_bits: if m > 0 { b / m as f64 } else { 0.0 },
+            }
+        };
+        let mut history = vec![state(0, BcdBlock::Start, &x, &power, &bits)];
         let mut iterations = 0;
         let mut unconverged = None;
         let mut last_change_j = f64::INFINITY;
@@ -167,8 +193,10 @@ impl Allocator for Bcd {
                     bits[i] = b;
                 }
             }
+            history.push(state(it, BcdBlock::PowerBits, &x, &power, &bits));
             // (P3) the matching at (power, bits).
             x = matching(&power, &bits);
+            history.push(state(it, BcdBlock::Matching, &x, &power, &bits));
             let new = objective(&x, &power, &bits);
             last_change_j = (new - obj).abs();
             obj = new;
@@ -186,7 +214,7 @@ impl Allocator for Bcd {
                 self.max_iterations, self.epsilon_j
             ));
         }
-        let mut d = Decision { iterations, unconverged, ..Default::default() };
+        let mut d = Decision { iterations, unconverged, history, ..Default::default() };
         for &(i, j) in &x {
             d.assignments.push(p.price(i, j, bits[i], power[i]));
         }

@@ -13,6 +13,7 @@ pub mod pairwise;
 mod random_rb;
 mod round;
 pub mod timeline;
+pub mod utility;
 
 pub use assign::{max_weight, min_weight_perfect_with_virtual};
 pub use bcd::{Bcd, SCA_STEPS, Sca, sca_power};
@@ -106,6 +107,50 @@ pub struct Decision {
     /// the run stops on it ([`crate::Error::NotConverged`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unconverged: Option<String>,
+    /// `bcd`: the state after each block step, from the starting point
+    /// on (the paper's Fig. 4 (a)-(c)); empty for one-shot allocators.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<BcdStep>,
+}
+
+/// Which block step of `bcd` a [`BcdStep`] follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BcdBlock {
+    /// The starting point, before the first iteration.
+    Start,
+    /// After (P1) power and (P2) bits, on the current matching.
+    PowerBits,
+    /// After (P3) the matching.
+    Matching,
+}
+
+impl BcdBlock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BcdBlock::Start => "start",
+            BcdBlock::PowerBits => "power-bits",
+            BcdBlock::Matching => "matching",
+        }
+    }
+}
+
+/// `bcd`'s state after one block step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BcdStep {
+    /// Iteration (0: the starting point) [1].
+    pub iteration: u32,
+    pub step: BcdBlock,
+    /// Matched devices whose pair is feasible at this point [1].
+    pub scheduled: u32,
+    /// Their mean energy for the round, computation and uplink [J].
+    pub mean_energy_j: f64,
+    /// Σ (w ρ_n U(b_n) − E_n) over them [J].
+    pub objective_j: f64,
+    /// Eq. 21: Σ ρ_n U(b_n) / Σ E_n over them [1/J].
+    pub efficiency_per_j: f64,
+    /// Their mean bits [bit].
+    pub mean_bits: f64,
 }
 
 impl Decision {

@@ -26,6 +26,11 @@ pub struct Problem {
     pub bits_min: u32,
     pub bits_max: u32,
     pub candidates: Vec<Candidate>,
+    /// A measured utility U(b) for `bits_min..=bits_max`, in order
+    /// (`allocator.utility = "table"`); absent: the assumed curve
+    /// ([`super::utility::assumed`]) [1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utility_table: Option<Vec<f64>>,
     /// The round beyond the uplink: the server, the relay, the round mode.
     /// Absent (problems written by hand, older dumps): the paper's model,
     /// an ideal server and a hard deadline, times in closed form.
@@ -94,9 +99,18 @@ fn is_zero(v: &u32) -> bool {
 }
 
 impl Problem {
-    /// U(b) = 1 − 2^−(b − b_min + 1); unquantized (b >= 32) counts as 1.
+    /// U(b): the measured table's value when the problem has one, else
+    /// the assumed 1 − 2^−(b − b_min + 1); unquantized (b >= 32) counts
+    /// as one. A width outside the table's range (a problem written by
+    /// hand) takes its nearest end's value.
     pub fn utility(&self, bits: u32) -> f64 {
-        if bits >= 32 { 1.0 } else { 1.0 - 0.5f64.powi((bits as i32 - self.bits_min as i32) + 1) }
+        match &self.utility_table {
+            Some(t) if bits < 32 && !t.is_empty() => {
+                let i = (bits.saturating_sub(self.bits_min) as usize).min(t.len() - 1);
+                t[i]
+            }
+            _ => super::utility::assumed(bits, self.bits_min),
+        }
     }
 
     /// The iterations candidate `c` runs this round [1].
@@ -202,6 +216,20 @@ impl Problem {
         }
         if !(self.weight_j.is_finite() && (0.0..=1e12).contains(&self.weight_j)) {
             return Err(format!("field `weight_j` = {}: must be a number in [0, 1e12]", self.weight_j));
+        }
+        if let Some(t) = &self.utility_table {
+            let n = (self.bits_max - self.bits_min + 1) as usize;
+            if t.len() != n {
+                return Err(format!(
+                    "field `utility_table`: {} values for bits_min..=bits_max = {}..={}, which needs {n}",
+                    t.len(),
+                    self.bits_min,
+                    self.bits_max
+                ));
+            }
+            let bits: Vec<u32> = (self.bits_min..=self.bits_max).collect();
+            super::utility::check_table(&bits, t, self.bits_min, self.bits_max)
+                .map_err(|(i, why)| format!("field `utility_table[{}]`: {why}", i.saturating_sub(1)))?;
         }
         for (i, c) in self.candidates.iter().enumerate() {
             if let Some(j) = self.candidates[..i].iter().position(|o| o.device == c.device) {

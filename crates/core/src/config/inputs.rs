@@ -75,6 +75,9 @@ pub fn input_files(s: &Scenario, trains: bool) -> Vec<(&'static str, PathBuf)> {
     if s.backhaul.enabled && s.backhaul.topology == BackhaulTopology::File {
         v.push(("backhaul.links_file", PathBuf::from(&s.backhaul.links_file)));
     }
+    if s.allocator.utility == crate::config::UtilityKind::Table {
+        v.push(("allocator.utility_file", PathBuf::from(&s.allocator.utility_file)));
+    }
     if trains {
         if !s.training.init.is_empty() {
             v.push(("training.init", PathBuf::from(&s.training.init)));

@@ -99,6 +99,9 @@ section! {
         output_dir: String = String::new(), X, Rule::Any;
         /// Also write the `events` table (one row per event).
         events_trace: bool = false, X, Rule::Any;
+        /// Write `bcd_steps.parquet`: `bcd`'s state after each block step
+        /// of every round (the paper's Fig. 4 (a)-(c)).
+        bcd_trace: bool = false, X, Rule::Any;
         /// Rows buffered per Parquet row group [1].
         row_group_rows: usize = 65536, X, Rule::MinU(1);
         /// Worker threads for trace writing and training; 0 = all cores [1].
@@ -396,6 +399,17 @@ section! {
         fixed_bits: u32 = 8, X, Rule::Bits;
         /// Trade-off weight w between utility and energy [J per unit utility].
         weight_j: f64 = 1000.0, C, Rule::MinF(0.0);
+        /// The utility U(b) that weighs activation bits: `"assumed"`
+        /// (1 − 2^−(b − bits_min + 1), chosen because the paper's curve was
+        /// lost) or `"table"` (measured from training, read from
+        /// `allocator.utility_file`; `sflam calibrate` writes one).
+        utility: UtilityKind = UtilityKind::Assumed, C, Rule::Any;
+        /// The utility table when `allocator.utility = "table"`: CSV or
+        /// Parquet with columns `bits` (every width in
+        /// `quantization.bits_min..=bits_max`; 32 = fp32) and `utility` in
+        /// (0, 1], not falling as bits grow, fp32 = 1; read only when
+        /// `allocator.utility = "table"` [path].
+        utility_file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
         /// BCD stopping tolerance on the objective [J].
         epsilon_j: f64 = 1e-6, X, Rule::AboveF(0.0);
         /// BCD iteration cap [1].
@@ -410,6 +424,11 @@ section! {
         /// plan, every device served at once at full speed).
         queue_aware: bool = true, X, Rule::Any;
     }
+}
+
+choice! {
+    /// Where the allocators' utility U(b) comes from.
+    UtilityKind { Assumed = "assumed", Table = "table" }
 }
 
 choice! {

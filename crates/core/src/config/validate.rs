@@ -71,6 +71,11 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
     c.ordered_u("quantization.bits_min", q.bits_min as u64, "quantization.bits_max", q.bits_max as u64);
 
     let al = &s.allocator;
+    // A file beside `assumed` is allowed (and not read), so that a sweep
+    // can put both utilities on one grid axis.
+    if al.utility == crate::config::UtilityKind::Table && al.utility_file.is_empty() {
+        c.push("allocator.utility_file", "\"\"", "a .csv or .parquet utility table when allocator.utility = \"table\"");
+    }
     if al.name == crate::config::AllocatorKind::Fixed && !(q.bits_min..=q.bits_max).contains(&al.fixed_bits) {
         // U(b) is defined on bits_min..=bits_max only; below it the utility,
         // and the objective with it, would go negative.

@@ -21,7 +21,7 @@ mod participant;
 mod problem;
 mod rows;
 
-pub use params::EngineParams;
+pub use params::{EngineParams, utility_table};
 pub use participant::Phase;
 
 use crate::alloc::{Allocator, Decision, Problem, timeline};
@@ -36,7 +36,9 @@ use crate::quant::message_bits;
 use crate::server::{ServerDiscipline, discipline_from};
 use crate::sim::rng::{Rng, stream};
 use crate::sim::{Context, Kernel, Model};
-use crate::trace::{CellRow, DeviceRow, EventRow, LeftOutRow, Outcome, RoundRow, SummaryBuilder, TraceSink};
+use crate::trace::{
+    BcdStepRow, CellRow, DeviceRow, EventRow, LeftOutRow, Outcome, RoundRow, SummaryBuilder, TraceSink,
+};
 use crate::units::{SimDuration, SimTime};
 use channel::Channel;
 use params::ns;
@@ -423,6 +425,21 @@ impl<'s> Engine<'s> {
             }
             if let Some(cb) = self.on_decision.as_mut() {
                 cb(cp.cell, &cp.problem, d)?;
+            }
+            if self.p.bcd_trace {
+                for h in &d.history {
+                    self.sink.bcd_step(&BcdStepRow {
+                        round: self.round,
+                        cell: cp.cell,
+                        iteration: h.iteration,
+                        step: h.step.as_str(),
+                        scheduled: h.scheduled,
+                        mean_energy_j: h.mean_energy_j,
+                        objective_j: h.objective_j,
+                        efficiency_per_j: h.efficiency_per_j,
+                        mean_bits: h.mean_bits,
+                    })?;
+                }
             }
             for &(i, dev, why) in &d.excluded {
                 let c = &cp.problem.candidates[i];

@@ -75,8 +75,27 @@ pub struct EngineParams {
     /// Bit range of the allocator [bit].
     pub bits_min: u32,
     pub bits_max: u32,
+    /// The measured utility for `bits_min..=bits_max` (`allocator.utility
+    /// = "table"`); None: the assumed curve [1].
+    pub utility_table: Option<Vec<f64>>,
+    /// Write `bcd`'s per-step history (`run.bcd_trace`).
+    pub bcd_trace: bool,
     /// What the planner is told of the round beyond the uplink, per cell.
     pub round_model: Vec<RoundModel>,
+}
+
+/// The utility table of `allocator.utility = "table"`, read and checked
+/// against the scenario's bit range; None with the assumed curve.
+pub fn utility_table(s: &Scenario) -> Result<Option<Vec<f64>>> {
+    match s.allocator.utility {
+        crate::config::UtilityKind::Assumed => Ok(None),
+        crate::config::UtilityKind::Table => crate::alloc::utility::read_table(
+            std::path::Path::new(&s.allocator.utility_file),
+            s.quantization.bits_min,
+            s.quantization.bits_max,
+        )
+        .map(Some),
+    }
 }
 
 impl EngineParams {
@@ -165,6 +184,8 @@ impl EngineParams {
             weight_j: s.allocator.weight_j,
             bits_min: s.quantization.bits_min,
             bits_max: s.quantization.bits_max,
+            utility_table: super::utility_table(s)?,
+            bcd_trace: s.run.bcd_trace,
             round_model,
         })
     }

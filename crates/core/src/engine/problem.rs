@@ -110,6 +110,7 @@ pub fn build(w: World<'_>, round: u32, now: SimTime, cands: &[DeviceId]) -> Resu
                     weight_j: p.weight_j,
                     bits_min: p.bits_min,
                     bits_max: p.bits_max,
+                    utility_table: p.utility_table.clone(),
                     candidates: Vec::new(),
                     round_model: Some(p.round_model[cell as usize].clone()),
                 },

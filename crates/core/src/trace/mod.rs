@@ -195,6 +195,30 @@ crate::row! {
 }
 
 crate::row! {
+    /// `bcd`'s state after each block step of a round's decision (with
+    /// `run.bcd_trace`).
+    #[derive(Clone, Debug, PartialEq, Serialize)]
+    pub struct BcdStepRow in "bcd_steps" {
+        pub round: u32,
+        pub cell: u32,
+        /// Iteration (0: the starting point) [1].
+        pub iteration: u32,
+        /// `start`, `power-bits` (after P1 and P2) or `matching` (after P3).
+        pub step: &'static str,
+        /// Matched devices feasible at this point [1].
+        pub scheduled: u32,
+        /// Their mean energy for the round [J].
+        pub mean_energy_j: f64,
+        /// Σ (w ρ U − E) over them [J].
+        pub objective_j: f64,
+        /// Eq. 21 over them [1/J].
+        pub efficiency_per_j: f64,
+        /// Their mean bits [bit].
+        pub mean_bits: f64,
+    }
+}
+
+crate::row! {
     /// Static device attributes.
     #[derive(Clone, Debug, PartialEq, Serialize)]
     pub struct DeviceRow in "devices" {
@@ -256,6 +280,7 @@ pub trait TraceSink {
     fn round(&mut self, r: &RoundRow) -> Result<()>;
     fn device_round(&mut self, r: &DeviceRoundRow) -> Result<()>;
     fn left_out(&mut self, r: &LeftOutRow) -> Result<()>;
+    fn bcd_step(&mut self, r: &BcdStepRow) -> Result<()>;
     fn event(&mut self, r: &EventRow) -> Result<()>;
     /// Flushes and closes; after it the output is complete.
     fn finish(&mut self) -> Result<()>;
@@ -269,6 +294,7 @@ pub struct VecSink {
     pub rounds: Vec<RoundRow>,
     pub device_rounds: Vec<DeviceRoundRow>,
     pub left_out: Vec<LeftOutRow>,
+    pub bcd_steps: Vec<BcdStepRow>,
     pub events: Vec<EventRow>,
     pub finished: bool,
 }
@@ -292,6 +318,10 @@ impl TraceSink for VecSink {
     }
     fn left_out(&mut self, r: &LeftOutRow) -> Result<()> {
         self.left_out.push(r.clone());
+        Ok(())
+    }
+    fn bcd_step(&mut self, r: &BcdStepRow) -> Result<()> {
+        self.bcd_steps.push(r.clone());
         Ok(())
     }
     fn event(&mut self, r: &EventRow) -> Result<()> {

@@ -5,7 +5,7 @@
 //! are the same either way.
 
 use super::columns::{ColumnSet, Row};
-use super::{CellRow, DeviceRoundRow, DeviceRow, EventRow, LeftOutRow, RoundRow, TraceSink};
+use super::{BcdStepRow, CellRow, DeviceRoundRow, DeviceRow, EventRow, LeftOutRow, RoundRow, TraceSink};
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
 use crossbeam_channel::{Sender, bounded};
@@ -16,7 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-const TABLES: usize = 6;
+const TABLES: usize = 7;
 
 struct Writers {
     files: Vec<Option<ArrowWriter<File>>>,
@@ -43,7 +43,7 @@ enum Backend {
 }
 
 /// Writes `devices`, `rounds`, `device_rounds`, `cells`, `left_out` and
-/// optionally `events`
+/// optionally `events` and `bcd_steps`
 /// as `<table>.parquet` in a folder.
 pub struct ParquetSink {
     sets: Vec<Option<ColumnSet>>,
@@ -53,7 +53,13 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
-    pub fn create(dir: &Path, events: bool, row_group_rows: usize, threads: usize) -> Result<ParquetSink> {
+    pub fn create(
+        dir: &Path,
+        events: bool,
+        bcd_steps: bool,
+        row_group_rows: usize,
+        threads: usize,
+    ) -> Result<ParquetSink> {
         let specs: [(&str, Vec<_>, bool); TABLES] = [
             (DeviceRow::TABLE, DeviceRow::columns(), true),
             (RoundRow::TABLE, RoundRow::columns(), true),
@@ -61,6 +67,7 @@ impl ParquetSink {
             (EventRow::TABLE, EventRow::columns(), events),
             (CellRow::TABLE, CellRow::columns(), true),
             (LeftOutRow::TABLE, LeftOutRow::columns(), true),
+            (BcdStepRow::TABLE, BcdStepRow::columns(), bcd_steps),
         ];
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -158,6 +165,9 @@ impl TraceSink for ParquetSink {
     }
     fn left_out(&mut self, r: &LeftOutRow) -> Result<()> {
         self.push(5, r)
+    }
+    fn bcd_step(&mut self, r: &BcdStepRow) -> Result<()> {
+        self.push(6, r)
     }
     fn finish(&mut self) -> Result<()> {
         for t in 0..TABLES {

@@ -50,6 +50,7 @@ fn random_problem(seed: u64, n: usize, k: usize) -> Problem {
         weight_j: 4.0 * n as f64,
         bits_min: 4,
         bits_max: 6,
+        utility_table: None,
         candidates,
         round_model: None,
     }
@@ -75,9 +76,13 @@ fn brute_pair(p: &Problem, i: usize, j: usize, grid: usize) -> Option<f64> {
             let r = p.rb_bandwidth_hz * (1.0 + pw * c.gains[j] / p.noise_w).log2();
             let t = u / r;
             if t <= c.uplink_time_s - 2e-9 {
-                let v = p.weight_j * c.data_share * (1.0 - 0.5f64.powi((b - p.bits_min + 1) as i32))
-                    - c.compute_energy_j
-                    - pw * t;
+                // The table when the problem has one, else the assumed curve,
+                // written out here apart from `Problem::utility`.
+                let u_b = match &p.utility_table {
+                    Some(t) => t[(b - p.bits_min) as usize],
+                    None => 1.0 - 0.5f64.powi((b - p.bits_min + 1) as i32),
+                };
+                let v = p.weight_j * c.data_share * u_b - c.compute_energy_j - pw * t;
                 best = Some(best.map_or(v, |x: f64| x.max(v)));
                 break; // larger powers on this grid only cost more
             }
@@ -252,5 +257,82 @@ fn bcd_and_exact_label_unworthy_candidates_alike() {
             assert_eq!(*why, want, "{name}: candidate {i}");
         }
         assert_eq!(d.excluded.len(), 12, "{name}");
+    }
+}
+
+/// With a measured utility table (here one where 5 bits already buy
+/// nearly everything, unlike the assumed curve), `exact` still equals
+/// brute force, and no allocator over the same actions beats it; the
+/// table changes the bits chosen.
+#[test]
+fn exact_equals_brute_force_with_a_table_utility() {
+    let grid = 20_000;
+    let mut fewer_bits = 0;
+    for seed in 0..24 {
+        let (n, k) = (2 + seed as usize % 4, 1 + seed as usize % 3);
+        let mut p = random_problem(seed, n, k);
+        let assumed = decide("exact", &p);
+        p.utility_table = Some(vec![0.6, 0.98, 1.0]);
+        let vals: Vec<Vec<Option<f64>>> =
+            (0..n).map(|i| (0..k).map(|j| brute_pair(&p, i, j, grid)).collect()).collect();
+        let brute = brute_matching(&vals, 0, &mut vec![false; k]);
+        let exact = decide("exact", &p);
+        let slack: f64 = p.candidates.iter().map(|c| c.p_max_w / grid as f64 * c.uplink_time_s).sum();
+        assert!(exact.objective_j >= brute - 1e-9, "seed {seed}: exact {} < brute {brute}", exact.objective_j);
+        assert!(exact.objective_j <= brute + slack, "seed {seed}: exact {} > brute {brute}", exact.objective_j);
+        for name in ["bcd", "ep", "rb"] {
+            assert!(decide(name, &p).objective_j <= exact.objective_j + 1e-9, "seed {seed}: {name}");
+        }
+        let mean =
+            |d: &Decision| d.assignments.iter().map(|a| a.bits as f64).sum::<f64>() / d.assignments.len().max(1) as f64;
+        if mean(&exact) < mean(&assumed) {
+            fewer_bits += 1;
+        }
+    }
+    assert!(fewer_bits > 0, "a flatter utility never lowered the bits chosen");
+}
+
+/// A problem's table is checked like a file's: one value per width, in
+/// (0, 1], not falling as bits grow.
+#[test]
+fn a_bad_utility_table_in_a_problem_is_refused() {
+    let mut p = random_problem(1, 3, 2);
+    for (t, words) in [
+        (vec![0.5, 0.9], "2 values"),
+        (vec![0.5, 0.4, 1.0], "must not fall"),
+        (vec![0.0, 0.5, 1.0], "(0, 1]"),
+        (vec![0.5, 0.9, 1.5], "(0, 1]"),
+        (vec![0.5, f64::NAN, 1.0], "(0, 1]"),
+    ] {
+        p.utility_table = Some(t.clone());
+        let e = p.check().unwrap_err();
+        assert!(e.contains("utility_table") && e.contains(words), "{t:?}: {e}");
+    }
+}
+
+/// `bcd`'s history (Fig. 4 (a)-(c)): the start, then a power-and-bits and
+/// a matching state per iteration; the objective after each matching never
+/// falls (every block step keeps the point feasible and does not lower
+/// it), and the last state is the decision.
+#[test]
+fn bcd_history_is_monotone_and_ends_at_the_decision() {
+    use sflam_core::alloc::BcdBlock;
+    for seed in 0..30 {
+        let (n, k) = (3 + seed as usize % 5, 1 + seed as usize % 4);
+        let p = random_problem(100 + seed, n, k);
+        let d = decide("bcd", &p);
+        let h = &d.history;
+        assert_eq!(h[0].step, BcdBlock::Start);
+        assert_eq!(h.len(), 1 + 2 * d.iterations as usize, "seed {seed}");
+        for (i, pair) in h[1..].chunks(2).enumerate() {
+            assert_eq!((pair[0].step, pair[1].step), (BcdBlock::PowerBits, BcdBlock::Matching));
+            assert_eq!(pair[0].iteration, i as u32 + 1);
+        }
+        let matched: Vec<f64> = h.iter().filter(|s| s.step != BcdBlock::PowerBits).map(|s| s.objective_j).collect();
+        assert!(matched.windows(2).all(|w| w[1] >= w[0] - 1e-9), "seed {seed}: {matched:?}");
+        let last = h.last().unwrap();
+        assert!((last.objective_j - d.objective_j).abs() < 1e-9, "seed {seed}");
+        assert_eq!(last.scheduled as usize, d.assignments.len(), "seed {seed}");
+        assert!(decide("exact", &p).history.is_empty());
     }
 }

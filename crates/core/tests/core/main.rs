@@ -14,6 +14,7 @@ mod learner;
 mod quantization;
 mod queueing;
 mod sweep;
+mod utility;
 mod workload;
 
 /// The default scenario, timing only (the simulator's half; the

@@ -101,6 +101,7 @@ fn queued_problem(seed: u64, n: usize, k: usize, iterations: u32) -> Problem {
         weight_j: 4.0 * n as f64,
         bits_min: 4,
         bits_max: 6,
+        utility_table: None,
         candidates,
         round_model: Some(RoundModel {
             discipline: ServerDisciplineKind::Fifo,

@@ -432,3 +432,72 @@ def test_fig4_bcd_settles_where_the_objective_stops_moving(tmp_path):
     assert float(row["start_objective_j"]) == 100 and float(row["final_objective_j"]) == 200
     assert int(row["settled_by_iteration"]) == 2
     assert float(row["iterations_mean"]) == 2 and int(row["iterations_max"]) == 3
+
+
+def write_pickle(path, obj):
+    import pickle
+
+    path.write_bytes(pickle.dumps(obj))
+
+
+def test_fedscale_traces_convert_units_and_intervals(tmp_path):
+    """FedScale's two dictionaries, written here in its format, become the
+    device and availability tables, units converted as documented."""
+    cap = {7: {"computation": 20.0, "communication": 1500.0}, 3: {"computation": 50.0, "communication": 800}}
+    beh = {
+        3: {"duration": 100, "inactive": [40.0, 90.0], "finish_time": 100.0, "active": [10.0, 60.0], "model": "Pixel"},
+        7: {"duration": 100, "inactive": [30], "finish_time": 200, "active": [0], "model": "SM-G950"},
+    }
+    write_pickle(tmp_path / "cap.pkl", cap)
+    write_pickle(tmp_path / "beh.pkl", beh)
+    dev, av = tmp_path / "d.csv", tmp_path / "a.csv"
+    subprocess.run([sys.executable, str(ANALYSIS / "fedscale_traces.py"), str(tmp_path / "cap.pkl"), str(tmp_path / "beh.pkl"), str(dev), str(av)], check=True)
+    d = pl.read_csv(dev)
+    assert d["fedscale_client"].to_list() == [3, 7], "ascending client id"
+    assert d["device"].to_list() == [0, 1]
+    assert d["flops_per_s"].to_list() == pytest.approx([0.6e9 / 0.050, 0.6e9 / 0.020])
+    assert d["uplink_bps"].to_list() == pytest.approx([800e3, 1500e3])
+    a = pl.read_csv(av)
+    assert a.rows() == [(0, 10.0, 40.0, 100.0), (0, 60.0, 90.0, 100.0), (1, 0.0, 30.0, 200.0)]
+
+
+def test_fedscale_traces_refuse_a_pickle_that_calls_a_function(tmp_path):
+    """A pickle that names any global (here os.system) is refused by name;
+    the function never runs."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "cap.pkl").write_bytes(pickle.dumps({1: Evil()}))
+    write_pickle(tmp_path / "beh.pkl", {1: {"active": [0], "inactive": [1], "finish_time": 2}})
+    r = subprocess.run(
+        [sys.executable, str(ANALYSIS / "fedscale_traces.py"), str(tmp_path / "cap.pkl"), str(tmp_path / "beh.pkl"), str(tmp_path / "d.csv"), str(tmp_path / "a.csv")],
+        capture_output=True, text=True,
+    )
+    assert r.returncode != 0 and "refused to load posix.system" in r.stderr, r.stderr
+    assert not marker.exists() and not (tmp_path / "d.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "beh,words",
+    [
+        ({1: {"active": [5, 1], "inactive": [6, 2], "finish_time": 10}}, "interval 1"),
+        ({1: {"active": [0], "inactive": [20], "finish_time": 10}}, "within [0, finish_time"),
+        ({1: {"active": [0, 1], "inactive": [2], "finish_time": 10}}, "2 `active` instants but 1"),
+        ({2: {"active": [0], "inactive": [1], "finish_time": 10}}, "no trace for client 1"),
+    ],
+)
+def test_fedscale_traces_bad_input_names_the_client_and_field(tmp_path, beh, words):
+    write_pickle(tmp_path / "cap.pkl", {1: {"computation": 10, "communication": 100}})
+    write_pickle(tmp_path / "beh.pkl", beh)
+    r = subprocess.run(
+        [sys.executable, str(ANALYSIS / "fedscale_traces.py"), str(tmp_path / "cap.pkl"), str(tmp_path / "beh.pkl"), str(tmp_path / "d.csv"), str(tmp_path / "a.csv")],
+        capture_output=True, text=True,
+    )
+    assert r.returncode != 0 and words in r.stderr, r.stderr

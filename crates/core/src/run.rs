@@ -140,6 +140,9 @@ pub fn check_tables(s: &Scenario) -> Result<()> {
         crate::backhaul::Backhaul::build(s, cells.len(), 0)?;
     }
     crate::engine::utility_table(s)?;
+    let mut pop = crate::device::Population::draw(s);
+    crate::device::table::apply(s, &mut pop)?;
+    crate::device::Availability::build(&s.availability, s.devices.count)?;
     Ok(())
 }
 

@@ -66,6 +66,12 @@ pub fn data_files(kind: DatasetKind, dir: &str) -> Vec<PathBuf> {
 /// co-simulation with `training.enabled`).
 pub fn input_files(s: &Scenario, trains: bool) -> Vec<(&'static str, PathBuf)> {
     let mut v = Vec::new();
+    if s.availability.enabled && s.availability.model == crate::config::AvailabilityModel::Trace {
+        v.push(("availability.file", PathBuf::from(&s.availability.file)));
+    }
+    if !s.devices.file.is_empty() {
+        v.push(("devices.file", PathBuf::from(&s.devices.file)));
+    }
     if s.devices.placement == Placement::File {
         v.push(("devices.positions_file", PathBuf::from(&s.devices.positions_file)));
     }

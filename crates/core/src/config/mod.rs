@@ -311,14 +311,47 @@ section! {
         /// With `placement = "file"`: a CSV or Parquet table with columns
         /// `x_m`, `y_m` [m], one row per device, at least `count` rows.
         positions_file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
+        /// Per-device attributes from a CSV or Parquet table: column
+        /// `device` (ids 0..rows-1, each once) and any of `distance_m`
+        /// [m], `p_max_w` [W], `gpu_freq_hz` [Hz] or `flops_per_s`
+        /// [FLOP/s] (a measured rate: the frequency follows from the
+        /// cores and FLOPs per cycle), `cores`, `flops_per_cycle`,
+        /// `samples`, `shadowing_db` [dB]; a column absent keeps the
+        /// distributions above; other columns are ignored [path].
+        file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
+        /// Which rows of `file` the devices take when the counts differ:
+        /// `"first"` (the first `count` rows), `"sample"` (a seeded sample
+        /// of `count` rows) or `"resample"` (drawn with replacement; the
+        /// only choice with fewer rows than devices).
+        file_rows: DeviceRows = DeviceRows::First, X, Rule::Any;
     }
 }
 
+choice! {
+    /// Which rows of `devices.file` the devices take.
+    DeviceRows { First = "first", Sample = "sample", Resample = "resample" }
+}
+
+choice! {
+    /// How devices go on and off line.
+    AvailabilityModel { Exponential = "exponential", Trace = "trace" }
+}
+
 section! {
-    /// `[availability]`: per-device on/off process with exponential durations.
+    /// `[availability]`: per-device on/off process, exponential durations or a trace.
     AvailabilityConfig "availability" {
         /// Turn the process on; off means every device is always online (as the paper).
         enabled: bool = false, P, Rule::Any;
+        /// `"exponential"` (online and offline durations drawn with the
+        /// means below) or `"trace"` (each device online exactly in its
+        /// intervals from `availability.file`).
+        model: AvailabilityModel = AvailabilityModel::Exponential, X, Rule::Any;
+        /// With `model = "trace"`: a CSV or Parquet table with columns
+        /// `device`, `start_s`, `end_s` [s] (an online interval [start,
+        /// end)) and optionally `period_s` [s] (the trace repeats with
+        /// this period, as FedScale's `finish_time`; 0 = once); every
+        /// device 0..count-1 needs at least one interval [path].
+        file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
         /// Mean online duration [s].
         mean_online_s: f64 = 600.0, X, Rule::AboveF(0.0);
         /// Mean offline duration [s].

@@ -67,6 +67,20 @@ pub fn validate(s: &Scenario) -> Vec<Problem> {
         c.push("backhaul.links_file", "\"\"", "a .csv or .parquet table of links when backhaul.topology = \"file\"");
     }
 
+    let av = &s.availability;
+    if av.model == crate::config::AvailabilityModel::Trace {
+        if !av.enabled {
+            c.push("availability.enabled", false, "true when availability.model = \"trace\"");
+        }
+        if av.file.is_empty() {
+            c.push(
+                "availability.file",
+                "\"\"",
+                "a .csv or .parquet table of online intervals when availability.model = \"trace\"",
+            );
+        }
+    }
+
     let q = &s.quantization;
     c.ordered_u("quantization.bits_min", q.bits_min as u64, "quantization.bits_max", q.bits_max as u64);
 

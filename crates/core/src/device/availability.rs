@@ -1,9 +1,12 @@
-//! The per-device on/off process: exponential online and offline durations.
-//! Each device has one pending toggle event in the kernel, which is what
-//! makes a million-device run carry a million pending events.
+//! The per-device on/off process: exponential online and offline
+//! durations, or a trace of online intervals ([`super::trace`]). Each
+//! device has one pending toggle event in the kernel, which is what makes
+//! a million-device run carry a million pending events.
 
-use crate::config::AvailabilityConfig;
+use super::trace::Trace;
+use crate::config::{AvailabilityConfig, AvailabilityModel};
 use crate::device::DeviceId;
+use crate::error::Result;
 use crate::sim::rng::Rng;
 use rand::Rng as _;
 use rand_distr::{Distribution, Exp};
@@ -18,6 +21,8 @@ pub struct Availability {
     off: Exp<f64>,
     enabled: bool,
     p_online: f64,
+    /// `availability.model = "trace"`: the intervals.
+    trace: Option<Trace>,
 }
 
 impl Availability {
@@ -31,7 +36,18 @@ impl Availability {
             off,
             enabled: cfg.enabled,
             p_online: cfg.mean_online_s / (cfg.mean_online_s + cfg.mean_offline_s),
+            trace: None,
         }
+    }
+
+    /// The process of the scenario: with `availability.model = "trace"`,
+    /// the intervals of `availability.file` (read and checked here).
+    pub fn build(cfg: &AvailabilityConfig, n: usize) -> Result<Availability> {
+        let mut a = Availability::new(cfg, n);
+        if cfg.enabled && cfg.model == AvailabilityModel::Trace {
+            a.trace = Some(Trace::read(std::path::Path::new(&cfg.file), n)?);
+        }
+        Ok(a)
     }
 
     /// Initial state of device `id` drawn from the stationary distribution;
@@ -42,16 +58,27 @@ impl Availability {
             self.set_online(id, true);
             return None;
         }
+        if let Some(t) = self.trace.as_mut() {
+            let (online, next_ns) = t.init(id.idx());
+            self.set_online(id, online);
+            return next_ns.map(|v| v as f64 * 1e-9);
+        }
         let online = rng.random::<f64>() < self.p_online;
         self.set_online(id, online);
         Some(self.duration_s(online, rng))
     }
 
-    /// Flips device `id`; returns the new state and the duration of it [s].
-    pub fn toggle(&mut self, id: DeviceId, rng: &mut Rng) -> (bool, f64) {
+    /// Flips device `id`; returns the new state and the duration of it [s]
+    /// (None: a trace that has no more boundaries for it).
+    pub fn toggle(&mut self, id: DeviceId, rng: &mut Rng) -> (bool, Option<f64>) {
+        if let Some(t) = self.trace.as_mut() {
+            let (online, next_ns) = t.toggle(id.idx());
+            self.set_online(id, online);
+            return (online, next_ns.map(|v| v as f64 * 1e-9));
+        }
         let online = !self.is_online(id);
         self.set_online(id, online);
-        (online, self.duration_s(online, rng))
+        (online, Some(self.duration_s(online, rng)))
     }
 
     fn duration_s(&self, online: bool, rng: &mut Rng) -> f64 {
@@ -94,8 +121,7 @@ mod tests {
 
     #[test]
     fn index_stays_consistent() {
-        let cfg =
-            AvailabilityConfig { enabled: true, mean_online_s: 1.0, mean_offline_s: 1.0, dropout_probability: 0.0 };
+        let cfg = AvailabilityConfig { enabled: true, mean_online_s: 1.0, mean_offline_s: 1.0, ..Default::default() };
         let mut a = Availability::new(&cfg, 50);
         let mut rng = stream(1, "t", 0);
         for i in 0..50 {

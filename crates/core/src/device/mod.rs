@@ -3,6 +3,8 @@
 
 mod availability;
 mod mobility;
+pub mod table;
+pub mod trace;
 
 pub use availability::Availability;
 pub use mobility::Mobility;

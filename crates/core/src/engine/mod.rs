@@ -272,6 +272,7 @@ impl<'s> Engine<'s> {
         let seed = p.seed;
         let channel = Channel::new(&s.network, stream(seed, "channel", 0));
         let mut pop = Population::draw(s);
+        crate::device::table::apply(s, &mut pop)?;
         pop.place(s, &cells, channel.path_loss())?;
         let n = pop.len();
         let backhaul = if s.backhaul.enabled { Some(Backhaul::build(s, cells.len(), p.model_bits)?) } else { None };
@@ -283,7 +284,7 @@ impl<'s> Engine<'s> {
             })
             .collect();
         Ok(Engine {
-            avail: Availability::new(&s.availability, n),
+            avail: Availability::build(&s.availability, n)?,
             mobility: Mobility::new(&s.mobility, s.devices.distance_min_m, s.devices.distance_max_m),
             channel,
             cells,
@@ -889,7 +890,9 @@ impl Model for Engine<'_> {
             Ev::Deadline { round } if current(round, self) => self.end_round(ctx),
             Ev::Toggle(dev) => {
                 let (online, dt) = self.avail.toggle(dev, &mut self.rng_avail);
-                ctx.schedule_in(ns(dt, "availability.duration")?, Ev::Toggle(dev));
+                if let Some(dt) = dt {
+                    ctx.schedule_in(ns(dt, "availability.duration")?, Ev::Toggle(dev));
+                }
                 let slot = self.slot_of[dev.idx()];
                 if !online && self.round_open && slot != u32::MAX {
                     self.fail(slot as usize, Outcome::Offline, ctx)?;

@@ -7,6 +7,7 @@ mod cells;
 mod closed_forms;
 mod config;
 mod determinism;
+mod devices;
 mod events;
 mod fuzz;
 mod fuzz_support;
@@ -14,6 +15,7 @@ mod learner;
 mod quantization;
 mod queueing;
 mod sweep;
+mod traces;
 mod utility;
 mod workload;
 

@@ -48,7 +48,7 @@ impl Trace {
             if ids[i].fract() != 0.0 {
                 return Err(Error::Input(format!("{at}: row {row}: column `device` = {}: an integer id", ids[i])));
             }
-            if !(end[i] > start[i]) {
+            if end[i] <= start[i] {
                 return Err(Error::Input(format!(
                     "{at}: row {row}: column `end_s` = {} is not after `start_s` = {}: an interval is [start, end), start < end",
                     end[i], start[i]

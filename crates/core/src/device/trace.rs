@@ -27,6 +27,9 @@ pub struct Trace {
     cursor: Vec<u32>,
     /// Completed cycles [1].
     cycle: Vec<u64>,
+    /// A cyclic trace whose last interval ends at the period and whose
+    /// first starts at 0: online across the wrap, no toggle there.
+    joined: Vec<bool>,
 }
 
 fn ns(s: f64) -> u64 {
@@ -88,6 +91,7 @@ impl Trace {
             period_ns: dev_period.iter().map(|p| ns(p.expect("checked").0)).collect(),
             cursor: vec![0; n],
             cycle: vec![0; n],
+            joined: vec![false; n],
         };
         let mut k = 0;
         for d in 0..n as u32 {
@@ -116,6 +120,10 @@ impl Trace {
             }
         }
         t.offsets.push(t.bounds_ns.len() as u32);
+        for d in 0..n {
+            let (b, p) = (t.bounds(d), t.period_ns[d]);
+            t.joined[d] = p > 0 && b[0] == 0 && *b.last().expect("an interval") == p;
+        }
         Ok(t)
     }
 
@@ -129,15 +137,23 @@ impl Trace {
     }
 
     /// The boundary after `(cursor, cycle)`, wrapping to the next cycle of
-    /// a cyclic trace; None after the last of a trace that does not repeat.
+    /// a cyclic trace; None after the last of a trace that does not repeat,
+    /// or for a device online all the time. A joined trace skips the end
+    /// at the period and the start at 0 of the next cycle.
     fn next(&self, d: usize, cursor: usize, cycle: u64) -> Option<(usize, u64)> {
-        if cursor + 1 < self.bounds(d).len() {
-            Some((cursor + 1, cycle))
+        let len = self.bounds(d).len();
+        let (c, y) = if cursor + 1 < len {
+            (cursor + 1, cycle)
         } else if self.period_ns[d] > 0 {
-            Some((0, cycle + 1))
+            (0, cycle + 1)
         } else {
-            None
+            return None;
+        };
+        if self.joined[d] && c == len - 1 {
+            // One interval over the whole period: always online.
+            return (len > 2).then_some((1, y + 1));
         }
+        Some((c, y))
     }
 
     /// Device `d` at time 0: whether it is online, and the time of its
@@ -147,6 +163,9 @@ impl Trace {
         // Online at 0 iff its first interval starts at 0; the next
         // boundary is that interval's end, or the first start.
         let (online, cursor) = if b[0] == 0 { (true, 1) } else { (false, 0) };
+        if self.joined[d] && b.len() == 2 {
+            return (true, None);
+        }
         self.cursor[d] = cursor as u32;
         (online, Some(self.at(d, cursor, 0)))
     }
@@ -166,5 +185,48 @@ impl Trace {
             }
             None => (online, None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(csv: &str, n: usize) -> Trace {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.csv");
+        std::fs::write(&f, csv).unwrap();
+        Trace::read(&f, n).unwrap()
+    }
+
+    /// The first toggles of device `d` as (time [s], online after it).
+    fn toggles(t: &mut Trace, d: usize, k: usize) -> (bool, Vec<(u64, bool)>) {
+        let (start, mut next) = t.init(d);
+        let mut now = 0u64;
+        let mut out = Vec::new();
+        while let (Some(dt), true) = (next, out.len() < k) {
+            now += dt;
+            let (online, n) = t.toggle(d);
+            out.push((now / 1_000_000_000, online));
+            assert_eq!(now % 1_000_000_000, 0, "on whole seconds, exactly");
+            next = n;
+        }
+        (start, out)
+    }
+
+    #[test]
+    fn cyclic_traces_join_across_the_wrap_and_always_online_never_toggles() {
+        let mut t =
+            trace("device,start_s,end_s,period_s\n0,0,10,70\n0,50,70,70\n1,0,70,70\n2,5,10,20\n3,0,3,0\n3,4,6,0\n", 4);
+        // Device 0: online over the wrap at 70 s, off in [10, 50) of every cycle.
+        let (on, v) = toggles(&mut t, 0, 4);
+        assert!(on);
+        assert_eq!(v, vec![(10, false), (50, true), (80, false), (120, true)]);
+        // Device 1: the whole period: online, no toggle ever.
+        assert_eq!(toggles(&mut t, 1, 4), (true, vec![]));
+        // Device 2: [5, 10) every 20 s.
+        assert_eq!(toggles(&mut t, 2, 4).1, vec![(5, true), (10, false), (25, true), (30, false)]);
+        // Device 3: once, then off for good.
+        assert_eq!(toggles(&mut t, 3, 9), (true, vec![(3, false), (4, true), (6, false)]));
     }
 }

@@ -175,3 +175,26 @@ fn a_measured_uplink_rate_is_reached_at_p_max() {
     let e = run(&s).err().unwrap().to_string();
     assert!(e.contains("row 5: column `uplink_bps` = 1000000000000") && e.contains("is the unit bit/s?"), "{e}");
 }
+
+/// Tables as polars writes them by default (Parquet, zstd) are read.
+#[test]
+fn a_zstd_parquet_table_is_read() {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("d.parquet");
+    let ids: ArrayRef = Arc::new(Int64Array::from((0..200).collect::<Vec<i64>>()));
+    let pmax: ArrayRef = Arc::new(Float64Array::from((0..200).map(|i| 0.5 + i as f64 / 200.0).collect::<Vec<f64>>()));
+    let batch = RecordBatch::try_from_iter([("device", ids), ("p_max_w", pmax)]).unwrap();
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&f).unwrap(), batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let s = run(&fig4(&[file(&f)])).unwrap();
+    for d in &s.devices {
+        assert_eq!(d.p_max_w, 0.5 + d.device as f64 / 200.0);
+    }
+}

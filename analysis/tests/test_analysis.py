@@ -501,3 +501,54 @@ def test_fedscale_traces_bad_input_names_the_client_and_field(tmp_path, beh, wor
         capture_output=True, text=True,
     )
     assert r.returncode != 0 and words in r.stderr, r.stderr
+
+
+def test_trace_driven_gini_and_totals(tmp_path):
+    """The Gini coefficient against its pairwise definition, and each
+    run's totals against plain sums."""
+    sys.path.insert(0, str(ANALYSIS))
+    import itertools
+    import trace_driven
+
+    for counts in [[0, 0, 5], [1, 1, 1, 1], [0, 3, 7, 10, 2]]:
+        n, mean = len(counts), sum(counts) / len(counts)
+        pairwise = sum(abs(a - b) for a, b in itertools.product(counts, counts)) / (2 * n * n * mean)
+        assert trace_driven.gini(counts) == pytest.approx(pairwise)
+    for name, sched in [("a", [2, 3]), ("b", [1, 0])]:
+        run = tmp_path / name
+        run.mkdir()
+        u32 = pl.UInt32
+        pl.DataFrame(
+            {"round": [0, 1], "start_s": [0.0, 10.0], "end_s": [10.0, 20.0], "online": [5, 4], "scheduled": sched,
+             "finished": sched, "stragglers": [0, 0], "failed": [0, 0], "energy_j": [1.0, 2.0]},
+            schema_overrides={c: u32 for c in ["round", "online", "scheduled", "finished", "stragglers", "failed"]},
+        ).write_parquet(run / "rounds.parquet")
+        devs = list(range(sum(sched)))
+        pl.DataFrame({"device": [d % 3 for d in devs], "energy_j": [0.5] * len(devs), "time_s": [9.0] * len(devs)},
+                     schema_overrides={"device": u32}).write_parquet(run / "device_rounds.parquet")
+        pl.DataFrame({"device": [0, 1, 2, 3]}, schema_overrides={"device": u32}).write_parquet(run / "devices.parquet")
+    out = tmp_path / "figs"
+    subprocess.run([sys.executable, str(ANALYSIS / "trace_driven.py"), str(tmp_path / "a"), str(tmp_path / "b"), str(out)], check=True, cwd=ANALYSIS)
+    rows = {r["devices"]: r for r in read_md_table(out / "trace_driven.md")}
+    assert rows["drawn"]["scheduled"] == "5" and rows["trace"]["scheduled"] == "1"
+    assert rows["drawn"]["never_scheduled"] == "1" and rows["trace"]["never_scheduled"] == "3"
+    assert float(rows["drawn"]["participation_gini"]) == pytest.approx(trace_driven.gini([2, 2, 1, 0]), abs=1e-3)
+
+
+def test_synthetic_traces_are_valid_and_reproducible(tmp_path):
+    """Same seed, same files; every device has disjoint, sorted intervals
+    within one day."""
+    def make(d, seed):
+        d.mkdir()
+        subprocess.run([sys.executable, str(ANALYSIS / "synthetic_traces.py"), "50", str(d / "dev.csv"), str(d / "av.csv"), "--seed", str(seed)], check=True)
+        return (d / "dev.csv").read_text(), (d / "av.csv").read_text()
+    a, b, c = make(tmp_path / "a", 3), make(tmp_path / "b", 3), make(tmp_path / "c", 4)
+    assert a == b and a != c
+    av = pl.read_csv(tmp_path / "a" / "av.csv")
+    assert sorted(av["device"].unique().to_list()) == list(range(50))
+    for (dev,), g in av.group_by(["device"]):
+        iv = sorted(zip(g["start_s"].to_list(), g["end_s"].to_list()))
+        assert all(0 <= s < e <= 86400 for s, e in iv)
+        assert all(iv[i][1] < iv[i + 1][0] for i in range(len(iv) - 1)), f"device {dev}: {iv}"
+    d = pl.read_csv(tmp_path / "a" / "dev.csv")
+    assert d["uplink_bps"].min() >= 1e5 and d["uplink_bps"].max() <= 1e8 and (d["flops_per_s"] > 0).all()

@@ -141,7 +141,11 @@ pub fn check_tables(s: &Scenario) -> Result<()> {
     }
     crate::engine::utility_table(s)?;
     let mut pop = crate::device::Population::draw(s);
-    crate::device::table::apply(s, &mut pop)?;
+    if let Some(t) = crate::device::table::Table::read(s)? {
+        t.apply(s, &mut pop)?;
+        pop.place(s, &cells, crate::net::path_loss_from(&s.network).as_ref())?;
+        t.place(s, &mut pop, &cells, crate::net::path_loss_from(&s.network).as_ref())?;
+    }
     crate::device::Availability::build(&s.availability, s.devices.count)?;
     Ok(())
 }

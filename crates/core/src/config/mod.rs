@@ -311,13 +311,14 @@ section! {
         /// With `placement = "file"`: a CSV or Parquet table with columns
         /// `x_m`, `y_m` [m], one row per device, at least `count` rows.
         positions_file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
-        /// Per-device attributes from a CSV or Parquet table: column
-        /// `device` (ids 0..rows-1, each once) and any of `distance_m`
-        /// [m], `p_max_w` [W], `gpu_freq_hz` [Hz] or `flops_per_s`
-        /// [FLOP/s] (a measured rate: the frequency follows from the
-        /// cores and FLOPs per cycle), `cores`, `flops_per_cycle`,
-        /// `samples`, `shadowing_db` [dB]; a column absent keeps the
-        /// distributions above; other columns are ignored [path].
+        /// Per-device attributes from a CSV or Parquet table
+        /// (docs/devices.md): column `device` (ids 0..rows-1, each once)
+        /// and any of `x_m`, `y_m` [m] or `distance_m` [m] and `cell`,
+        /// `p_max_w` [W], `gpu_freq_hz` [Hz] or `flops_per_s` [FLOP/s] or
+        /// `compute_s_per_sample` [s], `cores`, `flops_per_cycle`,
+        /// `samples`, `shadowing_db` [dB] or `uplink_bps` [bit/s]; a
+        /// column absent keeps the distributions above; other columns are
+        /// ignored [path].
         file: String = String::new(), X, Rule::PathEnding(&[".csv", ".parquet"]);
         /// Which rows of `file` the devices take when the counts differ:
         /// `"first"` (the first `count` rows), `"sample"` (a seeded sample

@@ -272,8 +272,14 @@ impl<'s> Engine<'s> {
         let seed = p.seed;
         let channel = Channel::new(&s.network, stream(seed, "channel", 0));
         let mut pop = Population::draw(s);
-        crate::device::table::apply(s, &mut pop)?;
+        let table = crate::device::table::Table::read(s)?;
+        if let Some(t) = &table {
+            t.apply(s, &mut pop)?;
+        }
         pop.place(s, &cells, channel.path_loss())?;
+        if let Some(t) = &table {
+            t.place(s, &mut pop, &cells, channel.path_loss())?;
+        }
         let n = pop.len();
         let backhaul = if s.backhaul.enabled { Some(Backhaul::build(s, cells.len(), p.model_bits)?) } else { None };
         let cell_state = (0..cells.len())

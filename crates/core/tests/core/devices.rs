@@ -198,3 +198,65 @@ fn a_zstd_parquet_table_is_read() {
         assert_eq!(d.p_max_w, 0.5 + d.device as f64 / 200.0);
     }
 }
+
+/// A measured time per sample sets the device's compute: its round's
+/// computation takes iterations x batch x that time (to the nanosecond
+/// per phase).
+#[test]
+fn a_measured_time_per_sample_sets_the_compute_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.csv");
+    let t = |d: u32| 1e-3 * (1.0 + d as f64 / 50.0);
+    let csv: String = std::iter::once("device,compute_s_per_sample\n".to_string())
+        .chain((0..200u32).map(|d| format!("{d},{}\n", t(d))))
+        .collect();
+    std::fs::write(&f, csv).unwrap();
+    let s = fig4(&[file(&f), "allocator.name=fixed".into(), "run.iterations=2".into()]);
+    let sink = run(&s).unwrap();
+    let batch = s.model.batch as f64;
+    for d in sink.device_rounds.iter().filter(|d| d.cut_phase.is_none()) {
+        let want = 2.0 * batch * t(d.device);
+        assert!((d.t_cmp_s - want).abs() <= 4e-9, "device {}: {} vs {want}", d.device, d.t_cmp_s);
+    }
+}
+
+/// Positions from the table put each device at its coordinates, homed at
+/// its nearest site; a `cell` column sets the home cell around which a
+/// ring placement puts it.
+#[test]
+fn positions_and_home_cells_from_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.csv");
+    let base = |extra: &[String]| {
+        let mut ov: Vec<String> =
+            vec!["run.rounds=2".into(), "training.enabled=false".into(), "devices.count=300".into()];
+        ov.extend(extra.iter().cloned());
+        load_scenario(&crate::repo("scenarios/cells.toml"), &ov).unwrap()
+    };
+    let xy = |d: u32| (-3000.5 + 20.0 * d as f64, 1500.25 - 10.0 * d as f64);
+    let csv: String = std::iter::once("device,x_m,y_m\n".to_string())
+        .chain((0..300u32).map(|d| format!("{d},{},{}\n", xy(d).0, xy(d).1)))
+        .collect();
+    std::fs::write(&f, csv).unwrap();
+    let cells = run(&base(&[])).unwrap().cells;
+    let sink = run(&base(&[file(&f)])).unwrap();
+    for d in &sink.devices {
+        let (x, y) = xy(d.device);
+        assert!((d.x_m - x).abs() < 1e-6 && (d.y_m - y).abs() < 1e-6, "{d:?}");
+        let nearest =
+            cells.iter().min_by(|a, b| (a.x_m - x).hypot(a.y_m - y).total_cmp(&(b.x_m - x).hypot(b.y_m - y))).unwrap();
+        assert!((d.distance_m - (nearest.x_m - x).hypot(nearest.y_m - y)).abs() < 1e-6, "{d:?}");
+    }
+    let csv: String =
+        std::iter::once("device,cell\n".to_string()).chain((0..300u32).map(|d| format!("{d},{}\n", d % 3))).collect();
+    std::fs::write(&f, csv).unwrap();
+    let sink = run(&base(&[file(&f), "devices.placement=\"ring\"".into()])).unwrap();
+    for d in &sink.devices {
+        let site = &cells[(d.device % 3) as usize];
+        assert!(
+            ((d.x_m - site.x_m).hypot(d.y_m - site.y_m) - d.distance_m).abs() < 1e-6,
+            "homed at cell {}",
+            d.device % 3
+        );
+    }
+}

@@ -6,6 +6,16 @@ use sflam::config::{Scenario, load_scenario, load_scenario_str};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `println!` that does not panic when standard output is closed (`sflam
+/// run | head`): the line is dropped and the command carries on, so a run
+/// still completes its output.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// The default scenario, used when `scenarios/default.toml` is not in the
 /// working directory.
 const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
@@ -223,7 +233,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 report: (!quiet).then_some(print_sim_round as fn(&sflam::trace::RoundRow)),
             };
             let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
-            println!(
+            say!(
                 "{}: {} rounds, {} devices, simulated {:.1} s in {:.2} s wall; {} scheduled, {} finished, {} stragglers, {} failed; energy {:.1} J",
                 sum.scenario,
                 sum.rounds,
@@ -236,18 +246,18 @@ fn real_main() -> Result<(), sflam::Error> {
                 sum.failed,
                 sum.energy_j
             );
-            println!(
+            say!(
                 "timing model: {}; trained model: {}",
                 sum.timing_model,
                 sum.trained_model.as_deref().unwrap_or("none (timing only)")
             );
-            println!("output: {}", dir.display());
-            println!("report: python3 analysis/report.py {}", dir.display());
+            say!("output: {}", dir.display());
+            say!("report: python3 analysis/report.py {}", dir.display());
         }
         Cmd::Validate { scenario, set } => {
             let s = load_scenario(&scenario, &set)?;
             let files = sflam::run::check_inputs(&s)?;
-            println!(
+            say!(
                 "{}: valid ({} devices, {} rounds, allocator {}; {} input file(s) read and checked)",
                 scenario.display(),
                 s.devices.count,
@@ -255,7 +265,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 s.allocator.name,
                 files.len()
             );
-            println!("{}", sflam::config::memory::estimate(&s, s.network.rb_count).describe());
+            say!("{}", sflam::config::memory::estimate(&s, s.network.rb_count).describe());
         }
         Cmd::Workload { json, batch } => {
             if batch == 0 {
@@ -263,10 +273,7 @@ fn real_main() -> Result<(), sflam::Error> {
             }
             if json {
                 let rows = sflam::workload::table_one(batch);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).map_err(|e| sflam::Error::failure("workload JSON", e))?
-                );
+                say!("{}", serde_json::to_string_pretty(&rows).map_err(|e| sflam::Error::failure("workload JSON", e))?);
             } else {
                 print_all(&sflam::workload::table_one_markdown(batch))?;
             }
@@ -299,7 +306,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 learner: Some(sflam::run::co_learner),
             };
             let dirs = sflam::sweep::run_sweep(&scenario, &set, &axes, &output, &opts)?;
-            println!("{} points written under {}", dirs.len(), output.display());
+            say!("{} points written under {}", dirs.len(), output.display());
         }
         Cmd::Train { scenario, set, output, resume, replace, stop_after, quiet } => {
             let s = load_scenario(&scenario, &set)?;
@@ -313,7 +320,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 ..Default::default()
             };
             let r = sflam::train::train_to_dir(&s, &out, &opts)?;
-            println!(
+            say!(
                 "{}: {} {} on {:?}, {} rounds; output: {}",
                 s.run.name,
                 s.training.model,
@@ -334,12 +341,12 @@ fn real_main() -> Result<(), sflam::Error> {
             };
             let c = sflam::train::calibrate::calibrate(&s, &out, &opts)?;
             print_all(&sflam::alloc::utility::to_csv(&c.rows))?;
-            println!("utility table: {} (allocator.utility = \"table\", allocator.utility_file)", c.table.display());
+            say!("utility table: {} (allocator.utility = \"table\", allocator.utility_file)", c.table.display());
         }
         Cmd::Reference => print_all(&sflam::config::reference_markdown())?,
         Cmd::Allocate { problem, allocator, seed } => {
             let d = sflam::alloc::solve_file(&problem, &allocator, seed)?;
-            println!("{}", serde_json::to_string_pretty(&d).map_err(|e| sflam::Error::failure("decision JSON", e))?);
+            say!("{}", serde_json::to_string_pretty(&d).map_err(|e| sflam::Error::failure("decision JSON", e))?);
         }
     }
     Ok(())
@@ -386,13 +393,22 @@ fn rerun_folder(scenario: &Path, out: &Path) -> Option<PathBuf> {
 fn print_sim_round(r: &sflam::trace::RoundRow) {
     static HEADER: std::sync::Once = std::sync::Once::new();
     HEADER.call_once(|| {
-        println!(
+        say!(
             "{:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>6} {:>10} {:>7} {:>8}",
-            "round", "end_s", "cand", "sched", "fin", "strag", "failed", "energy_j", "loss", "accuracy"
+            "round",
+            "end_s",
+            "cand",
+            "sched",
+            "fin",
+            "strag",
+            "failed",
+            "energy_j",
+            "loss",
+            "accuracy"
         )
     });
     let f = |v: Option<f64>, w: usize| v.map_or_else(|| format!("{:>w$}", "-"), |v| format!("{v:>w$.4}"));
-    println!(
+    say!(
         "{:>5} {:>9.1} {:>6} {:>6} {:>6} {:>6} {:>6} {:>10.1} {} {}",
         r.round,
         r.end_s,
@@ -410,13 +426,13 @@ fn print_sim_round(r: &sflam::trace::RoundRow) {
 /// One calibration training as it ends.
 fn print_point(seed: u64, bits: u32, accuracy: f64) {
     let b = if bits == 32 { "fp32".to_string() } else { format!("{bits} bits") };
-    println!("seed {seed:>3}  {b:>7}  final test accuracy {accuracy:.4}");
+    say!("seed {seed:>3}  {b:>7}  final test accuracy {accuracy:.4}");
 }
 
 /// One line per round of `sflam train`, printed as the round ends.
 fn print_round(row: &sflam::train::TrainRoundRow) {
     let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-    println!(
+    say!(
         "round {:>4}  train loss {}  test loss {}  accuracy {}  ({:.1} s)",
         row.round,
         f(row.train_loss),

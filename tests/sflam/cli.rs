@@ -236,3 +236,27 @@ fn help_has_examples_and_typos_get_suggestions() {
         assert!(err.contains(&format!("similar subcommand exists: '{right}'")), "{typo}: {err}");
     }
 }
+
+/// A reader that stops early (`sflam run | head -2`) neither kills nor
+/// fails the run: its output still completes, exit 0.
+#[test]
+fn a_closed_stdout_does_not_fail_the_run() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut child = sflam()
+        // 2,000 lines (about 180 KB) overflow the pipe's buffer: later writes meet EPIPE.
+        .args(["run", "scenarios/fig4.toml", "--set", "run.rounds=2000", "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("round"), "{first}");
+    // The reader is dropped here: later lines meet a closed pipe.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("rounds.parquet").is_file() && out.join("summary.json").is_file());
+}

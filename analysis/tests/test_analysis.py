@@ -440,6 +440,12 @@ def write_pickle(path, obj):
     path.write_bytes(pickle.dumps(obj))
 
 
+def convert_fedscale(tmp_path, check=True):
+    """Runs the converter on tmp_path's cap.pkl and beh.pkl into d.csv and a.csv."""
+    args = [sys.executable, str(ANALYSIS / "fedscale_traces.py")] + [str(tmp_path / f) for f in ["cap.pkl", "beh.pkl", "d.csv", "a.csv"]]
+    return subprocess.run(args, check=check, capture_output=not check, text=True)
+
+
 def test_fedscale_traces_convert_units_and_intervals(tmp_path):
     """FedScale's two dictionaries, written here in its format, become the
     device and availability tables, units converted as documented."""
@@ -451,7 +457,7 @@ def test_fedscale_traces_convert_units_and_intervals(tmp_path):
     write_pickle(tmp_path / "cap.pkl", cap)
     write_pickle(tmp_path / "beh.pkl", beh)
     dev, av = tmp_path / "d.csv", tmp_path / "a.csv"
-    subprocess.run([sys.executable, str(ANALYSIS / "fedscale_traces.py"), str(tmp_path / "cap.pkl"), str(tmp_path / "beh.pkl"), str(dev), str(av)], check=True)
+    convert_fedscale(tmp_path)
     d = pl.read_csv(dev)
     assert d["fedscale_client"].to_list() == [3, 7], "ascending client id"
     assert d["device"].to_list() == [0, 1]
@@ -476,10 +482,7 @@ def test_fedscale_traces_refuse_a_pickle_that_calls_a_function(tmp_path):
 
     (tmp_path / "cap.pkl").write_bytes(pickle.dumps({1: Evil()}))
     write_pickle(tmp_path / "beh.pkl", {1: {"active": [0], "inactive": [1], "finish_time": 2}})
-    r = subprocess.run(
-        [sys.executable, str(ANALYSIS / "fedscale_traces.py"), str(tmp_path / "cap.pkl"), str(tmp_path / "beh.pkl"), str(tmp_path / "d.csv"), str(tmp_path / "a.csv")],
-        capture_output=True, text=True,
-    )
+    r = convert_fedscale(tmp_path, check=False)
     assert r.returncode != 0 and "refused to load posix.system" in r.stderr, r.stderr
     assert not marker.exists() and not (tmp_path / "d.csv").exists()
 
@@ -496,10 +499,7 @@ def test_fedscale_traces_refuse_a_pickle_that_calls_a_function(tmp_path):
 def test_fedscale_traces_bad_input_names_the_client_and_field(tmp_path, beh, words):
     write_pickle(tmp_path / "cap.pkl", {1: {"computation": 10, "communication": 100}})
     write_pickle(tmp_path / "beh.pkl", beh)
-    r = subprocess.run(
-        [sys.executable, str(ANALYSIS / "fedscale_traces.py"), str(tmp_path / "cap.pkl"), str(tmp_path / "beh.pkl"), str(tmp_path / "d.csv"), str(tmp_path / "a.csv")],
-        capture_output=True, text=True,
-    )
+    r = convert_fedscale(tmp_path, check=False)
     assert r.returncode != 0 and words in r.stderr, r.stderr
 
 

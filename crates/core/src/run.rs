@@ -140,11 +140,13 @@ pub fn check_tables(s: &Scenario) -> Result<()> {
         crate::backhaul::Backhaul::build(s, cells.len(), 0)?;
     }
     crate::engine::utility_table(s)?;
-    let mut pop = crate::device::Population::draw(s);
     if let Some(t) = crate::device::table::Table::read(s)? {
+        // The population only with a table to check against it.
+        let mut pop = crate::device::Population::draw(s);
+        let pl = crate::net::path_loss_from(&s.network);
         t.apply(s, &mut pop)?;
-        pop.place(s, &cells, crate::net::path_loss_from(&s.network).as_ref())?;
-        t.place(s, &mut pop, &cells, crate::net::path_loss_from(&s.network).as_ref())?;
+        pop.place(s, &cells, pl.as_ref())?;
+        t.place(s, &mut pop, &cells, pl.as_ref())?;
     }
     crate::device::Availability::build(&s.availability, s.devices.count)?;
     Ok(())

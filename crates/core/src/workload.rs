@@ -72,6 +72,18 @@ impl Workload {
             output_tokens: tokens + 1,
         }
     }
+
+    /// What the device computes per image: (forward, backward) [FLOP]. A
+    /// split framework runs the patch embedding (its backward: the weight
+    /// gradient); a whole-model one the whole model.
+    pub fn device_flops(&self, split: bool) -> (f64, f64) {
+        if split {
+            (self.device_fwd_flops, self.device_train_flops - self.device_fwd_flops)
+        } else {
+            let fwd = self.device_fwd_flops + self.server_fwd_flops;
+            (fwd, self.device_train_flops + self.server_train_flops - fwd)
+        }
+    }
 }
 
 /// One row of the paper's Table I (batch `batch`, fp32).

@@ -155,17 +155,12 @@ impl Table {
     pub fn apply(&self, s: &Scenario, p: &mut Population) -> Result<()> {
         // Device-side training FLOPs per sample of the timed model, for a
         // measured time per sample [FLOP].
-        let per_sample = || -> Result<f64> {
-            let cfg = crate::workload::vit_config(&s.model.timing)
-                .ok_or_else(|| Error::Input(format!("model.timing = {:?}: unknown timing model", s.model.timing)))?;
-            let w = crate::workload::Workload::of(cfg);
-            Ok(if s.training.framework.profile().split {
-                w.device_train_flops
-            } else {
-                w.device_train_flops + w.server_train_flops
-            })
+        let flops_per_sample = if self.cols.contains_key("compute_s_per_sample") {
+            let (fwd, bwd) = crate::engine::timing_workload(s)?.device_flops(s.training.framework.profile().split);
+            fwd + bwd
+        } else {
+            0.0
         };
-        let flops_per_sample = if self.cols.contains_key("compute_s_per_sample") { per_sample()? } else { 0.0 };
         for d in 0..s.devices.count {
             if let Some(v) = self.get("distance_m", d) {
                 p.distance_m[d] = v;

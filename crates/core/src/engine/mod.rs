@@ -21,7 +21,7 @@ mod participant;
 mod problem;
 mod rows;
 
-pub use params::{EngineParams, utility_table};
+pub use params::{EngineParams, timing_workload, utility_table};
 pub use participant::Phase;
 
 use crate::alloc::{Allocator, Decision, Problem, timeline};

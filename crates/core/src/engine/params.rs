@@ -84,6 +84,13 @@ pub struct EngineParams {
     pub round_model: Vec<RoundModel>,
 }
 
+/// The workload of the scenario's timing model (`model.timing`).
+pub fn timing_workload(s: &Scenario) -> Result<Workload> {
+    let cfg = vit_config(&s.model.timing)
+        .ok_or_else(|| Error::Input(format!("model.timing = {:?}: unknown timing model", s.model.timing)))?;
+    Ok(Workload::of(cfg))
+}
+
 /// The utility table of `allocator.utility = "table"`, read and checked
 /// against the scenario's bit range; None with the assumed curve.
 pub fn utility_table(s: &Scenario) -> Result<Option<Vec<f64>>> {
@@ -104,9 +111,7 @@ impl EngineParams {
     /// cell's index (cell 0: the single cell's draw), unless the cell
     /// table gives them.
     pub fn resolve(s: &Scenario, cells: &Cells) -> Result<EngineParams> {
-        let cfg = vit_config(&s.model.timing)
-            .ok_or_else(|| Error::Input(format!("model.timing = {:?}: unknown timing model", s.model.timing)))?;
-        let work = Workload::of(cfg);
+        let work = timing_workload(s)?;
         let server_flops_per_s = |c: usize, cell: &Cell| {
             let mut rng_server = stream(s.run.seed, "server", c as u64);
             let cores = rng_server.random_range(s.server.cores_min..=s.server.cores_max) as f64;
@@ -116,13 +121,7 @@ impl EngineParams {
         let profile = s.training.framework.profile();
         let batch = s.model.batch as f64;
         let act = profile.activation_elements(s.model.batch, work.cut_elements);
-        let (fwd, bwd) = if profile.split {
-            (work.device_fwd_flops, work.device_train_flops - work.device_fwd_flops)
-        } else {
-            // The whole model's forward and backward on the device.
-            let fwd = work.device_fwd_flops + work.server_fwd_flops;
-            (fwd, work.device_train_flops + work.server_train_flops - fwd)
-        };
+        let (fwd, bwd) = work.device_flops(profile.split);
         let net = &s.network;
         let down_s = if net.downlink { fp32_bits(act) as f64 / net.downlink_rate_bps } else { 0.0 };
         let server_service = cells

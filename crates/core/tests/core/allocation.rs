@@ -108,26 +108,33 @@ fn brute_matching(vals: &[Vec<Option<f64>>], i: usize, used: &mut Vec<bool>) -> 
     best
 }
 
+/// `exact`'s decision on `p`, checked against brute force over bits, a
+/// power grid and every matching.
+fn exact_checked_by_brute_force(p: &Problem, seed: u64) -> Decision {
+    let grid = 20_000;
+    let (n, k) = (p.candidates.len(), p.rb_count);
+    let vals: Vec<Vec<Option<f64>>> = (0..n).map(|i| (0..k).map(|j| brute_pair(p, i, j, grid)).collect()).collect();
+    let brute = brute_matching(&vals, 0, &mut vec![false; k]);
+    let exact = decide("exact", p);
+    // The grid can only be worse than the true optimum, by at most one
+    // grid step of power held for the whole uplink window.
+    let slack: f64 = p.candidates.iter().map(|c| c.p_max_w / grid as f64 * c.uplink_time_s).sum();
+    assert!(exact.objective_j >= brute - 1e-9, "seed {seed}: exact {} < brute force {brute}", exact.objective_j);
+    assert!(
+        exact.objective_j <= brute + slack,
+        "seed {seed}: exact {} > brute force {brute} + {slack}",
+        exact.objective_j
+    );
+    exact
+}
+
 #[test]
 fn exact_equals_brute_force_and_bcd_never_beats_it() {
-    let grid = 20_000;
     let mut exact_positive = 0;
     for seed in 0..40 {
         let (n, k) = (2 + seed as usize % 4, 1 + seed as usize % 3);
         let p = random_problem(seed, n, k);
-        let vals: Vec<Vec<Option<f64>>> =
-            (0..n).map(|i| (0..k).map(|j| brute_pair(&p, i, j, grid)).collect()).collect();
-        let brute = brute_matching(&vals, 0, &mut vec![false; k]);
-        let exact = decide("exact", &p);
-        // The grid can only be worse than the true optimum, by at most one
-        // grid step of power held for the whole uplink window.
-        let slack: f64 = p.candidates.iter().map(|c| c.p_max_w / grid as f64 * c.uplink_time_s).sum();
-        assert!(exact.objective_j >= brute - 1e-9, "seed {seed}: exact {} < brute force {brute}", exact.objective_j);
-        assert!(
-            exact.objective_j <= brute + slack,
-            "seed {seed}: exact {} > brute force {brute} + {slack}",
-            exact.objective_j
-        );
+        let exact = exact_checked_by_brute_force(&p, seed);
         if exact.objective_j > 0.0 {
             exact_positive += 1;
         }
@@ -266,20 +273,13 @@ fn bcd_and_exact_label_unworthy_candidates_alike() {
 /// table changes the bits chosen.
 #[test]
 fn exact_equals_brute_force_with_a_table_utility() {
-    let grid = 20_000;
     let mut fewer_bits = 0;
     for seed in 0..24 {
         let (n, k) = (2 + seed as usize % 4, 1 + seed as usize % 3);
         let mut p = random_problem(seed, n, k);
         let assumed = decide("exact", &p);
         p.utility_table = Some(vec![0.6, 0.98, 1.0]);
-        let vals: Vec<Vec<Option<f64>>> =
-            (0..n).map(|i| (0..k).map(|j| brute_pair(&p, i, j, grid)).collect()).collect();
-        let brute = brute_matching(&vals, 0, &mut vec![false; k]);
-        let exact = decide("exact", &p);
-        let slack: f64 = p.candidates.iter().map(|c| c.p_max_w / grid as f64 * c.uplink_time_s).sum();
-        assert!(exact.objective_j >= brute - 1e-9, "seed {seed}: exact {} < brute {brute}", exact.objective_j);
-        assert!(exact.objective_j <= brute + slack, "seed {seed}: exact {} > brute {brute}", exact.objective_j);
+        let exact = exact_checked_by_brute_force(&p, seed);
         for name in ["bcd", "ep", "rb"] {
             assert!(decide(name, &p).objective_j <= exact.objective_j + 1e-9, "seed {seed}: {name}");
         }

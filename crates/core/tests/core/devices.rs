@@ -2,7 +2,6 @@
 //! reproduces the drawn run; bad tables name the file, row and column.
 
 use sflam_core::config::load_scenario;
-use sflam_core::trace::VecSink;
 use std::path::Path;
 
 fn fig4(extra: &[String]) -> sflam_core::config::Scenario {
@@ -11,11 +10,7 @@ fn fig4(extra: &[String]) -> sflam_core::config::Scenario {
     load_scenario(&crate::repo("scenarios/fig4.toml"), &ov).unwrap()
 }
 
-fn run(s: &sflam_core::config::Scenario) -> sflam_core::Result<VecSink> {
-    let mut sink = VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None)?;
-    Ok(sink)
-}
+use crate::try_run as run;
 
 fn file(p: &Path) -> String {
     format!("devices.file={:?}", p.display().to_string())

@@ -29,10 +29,16 @@ pub fn default_timing(overrides: &[&str]) -> sflam_core::config::Scenario {
 
 /// Runs `s` into memory; the sink is finished.
 pub fn run_vec(s: &sflam_core::config::Scenario) -> sflam_core::trace::VecSink {
-    let mut sink = sflam_core::trace::VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None).unwrap();
+    let sink = try_run(s).unwrap();
     assert!(sink.finished);
     sink
+}
+
+/// Runs `s` into memory, its error returned (bad-input tests).
+pub fn try_run(s: &sflam_core::config::Scenario) -> sflam_core::Result<sflam_core::trace::VecSink> {
+    let mut sink = sflam_core::trace::VecSink::default();
+    sflam_core::run::simulate(s, &mut sink, None, None, None)?;
+    Ok(sink)
 }
 
 /// Round rows without the allocator's wall time (the one column that

@@ -3,7 +3,7 @@
 //! failing at its interval's end, bad tables named by file and row.
 
 use sflam_core::config::load_scenario;
-use sflam_core::trace::{Outcome, VecSink};
+use sflam_core::trace::Outcome;
 use std::path::Path;
 
 fn scenario(file: &Path, extra: &[&str]) -> sflam_core::config::Scenario {
@@ -23,11 +23,7 @@ fn scenario(file: &Path, extra: &[&str]) -> sflam_core::config::Scenario {
     load_scenario(&crate::repo("scenarios/fig4.toml"), &ov).unwrap()
 }
 
-fn run(s: &sflam_core::config::Scenario) -> sflam_core::Result<VecSink> {
-    let mut sink = VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None)?;
-    Ok(sink)
-}
+use crate::try_run as run;
 
 /// Device d: online in [d/4, 13 + d/3) and [30 + d/7, 61.5) s, once; or,
 /// with a period, the same within every 70 s.

@@ -12,11 +12,7 @@ fn fig4(overrides: &[String]) -> sflam_core::config::Scenario {
     load_scenario(&crate::repo("scenarios/fig4.toml"), &ov).unwrap()
 }
 
-fn run(s: &sflam_core::config::Scenario) -> sflam_core::Result<VecSink> {
-    let mut sink = VecSink::default();
-    sflam_core::run::simulate(s, &mut sink, None, None, None)?;
-    Ok(sink)
-}
+use crate::try_run as run;
 
 /// Today's curve written as a table (every f64 to the last bit) gives
 /// every allocator's decisions, and so every trace row, unchanged.

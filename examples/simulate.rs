@@ -17,7 +17,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let opts = sflam_core::run::RunOptions { dump_problems: None, progress: false, learner: None, report: None };
+    let opts = sflam_core::run::RunOptions::default();
     match sflam_core::run::run_to_dir(&s, &opts) {
         Ok((dir, summary)) => println!(
             "{}: {} rounds, {} scheduled, {} finished, {} events, {:.2} s wall",

@@ -17,7 +17,7 @@ pub mod run {
     use crate::config::Scenario;
     use crate::engine::{DecisionHook, Learner, RoundHook};
     use crate::trace::{Summary, TraceSink};
-    pub use sflam_core::run::{LearnerFactory, RunOptions, learner_of};
+    pub use sflam_core::run::{AllocatorFactory, LearnerFactory, Observer, RunOptions, learner_of};
     use std::path::PathBuf;
 
     /// Opens and checks every file a run of `s` would read, without

@@ -231,6 +231,7 @@ fn real_main() -> Result<(), sflam::Error> {
                 progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 learner: Some(sflam::run::co_learner),
                 report: (!quiet).then_some(print_sim_round as fn(&sflam::trace::RoundRow)),
+                ..Default::default()
             };
             let (dir, sum) = sflam::run::run_to_dir(&s, &opts)?;
             say!(

@@ -6,7 +6,7 @@
 //! run never leaves output that looks complete; `crate::output` decides
 //! what may be replaced (only a complete run sflam wrote) and locks it.
 
-use crate::alloc::{Decision, Problem, build_plan};
+use crate::alloc::{Allocator, Decision, Problem, build_plan};
 use crate::config::Scenario;
 use crate::engine::{DecisionHook, Engine, Ev, Learner, RoundHook};
 use crate::error::{Error, Result};
@@ -15,11 +15,28 @@ use crate::sim::Kernel;
 use crate::trace::{ParquetSink, RoundRow, Summary, TraceSink, TrainingThroughput};
 use crate::units::SimTime;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Builds the learning half of a scenario that trains (`training.enabled`):
 /// `sflam_train::CoLearner` in the `sflam` binary. The core knows only the
 /// [`Learner`] trait.
 pub type LearnerFactory = fn(&Scenario) -> Result<Box<dyn Learner>>;
+
+/// Makes the allocator that replaces the scenario's: called once per cell,
+/// in cell order (a policy from outside sflam, e.g. Python's).
+pub type AllocatorFactory = Arc<dyn Fn() -> Box<dyn Allocator> + Send + Sync>;
+
+/// Watches a run from outside (the Python session: its stop flag, the
+/// rounds streamed to an environment).
+pub trait Observer: Send + Sync {
+    /// After each cell's decision, before the round runs it; an error
+    /// stops the run with it.
+    fn decision(&self, _cell: u32, _p: &Problem, _d: &Decision) -> Result<()> {
+        Ok(())
+    }
+    /// As each round ends.
+    fn round(&self, _r: &RoundRow) {}
+}
 
 /// Options of a run beyond the scenario.
 #[derive(Default, Clone)]
@@ -33,6 +50,10 @@ pub struct RunOptions {
     /// Called with each round's row as the round ends (above the progress
     /// bar), so a co-simulation shows its accuracy while it runs.
     pub report: Option<fn(&RoundRow)>,
+    /// Replaces the scenario's allocator (and its framework's plan).
+    pub allocator: Option<AllocatorFactory>,
+    /// Sees every decision and round.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// The learner of `s`: none unless it trains; an error when it trains and
@@ -63,19 +84,35 @@ pub fn simulate(
     s: &Scenario,
     sink: &mut dyn TraceSink,
     learner: Option<Box<dyn Learner>>,
+    on_decision: Option<DecisionHook<'_>>,
+    on_round: Option<RoundHook<'_>>,
+) -> Result<Summary> {
+    simulate_with(s, sink, learner, on_decision, on_round, None)
+}
+
+/// [`simulate`], with `allocator` (when given) in place of the scenario's.
+pub fn simulate_with(
+    s: &Scenario,
+    sink: &mut dyn TraceSink,
+    learner: Option<Box<dyn Learner>>,
     mut on_decision: Option<DecisionHook<'_>>,
     mut on_round: Option<RoundHook<'_>>,
+    allocator: Option<&AllocatorFactory>,
 ) -> Result<Summary> {
     let wall = std::time::Instant::now();
     if s.training.enabled && learner.is_none() {
         return Err(no_learning_half());
     }
     let plan = s.training.framework.profile().plan(s.allocator.name);
-    let allocator = || build_plan(plan, &s.allocator);
+    let scenario_allocator = || build_plan(plan, &s.allocator);
+    let allocator: &dyn Fn() -> Box<dyn Allocator> = match allocator {
+        Some(f) => f.as_ref(),
+        None => &scenario_allocator,
+    };
     let mut kernel: Kernel<Ev> = Kernel::new();
     let training_init = learner.as_ref().and_then(|l| l.init_report());
     let (totals, time_p, energy_p, training) = {
-        let mut engine = Engine::new(s, &allocator, sink)?;
+        let mut engine = Engine::new(s, allocator, sink)?;
         engine.on_decision = on_decision.take();
         engine.on_round = on_round.take();
         if let Some(l) = learner {
@@ -209,8 +246,14 @@ fn write_run(s: &Scenario, opts: &RunOptions, partial: &Path, dump_dir: Option<&
     let bar = crate::progress::bar(opts.progress, s.run.rounds as u64);
     let dump_dir = dump_dir.map(Path::to_path_buf);
     let multi_cell = s.cells.count > 1;
-    let on_decision: Option<DecisionHook<'_>> = dump_dir.map(|dir| {
+    let observer = opts.observer.clone();
+    let on_decision: Option<DecisionHook<'_>> = (dump_dir.is_some() || observer.is_some()).then(|| {
+        let observer = observer.clone();
         Box::new(move |cell, p: &Problem, d: &Decision| {
+            if let Some(o) = &observer {
+                o.decision(cell, p, d)?;
+            }
+            let Some(dir) = &dump_dir else { return Ok(()) };
             // One cell: the single cell's file names.
             let name = if multi_cell {
                 format!("round-{:05}-cell-{cell:05}.json", p.round)
@@ -232,8 +275,11 @@ fn write_run(s: &Scenario, opts: &RunOptions, partial: &Path, dump_dir: Option<&
         if let Some(f) = report {
             b2.suspend(|| f(r));
         }
+        if let Some(o) = &observer {
+            o.round(r);
+        }
     }));
-    let summary = simulate(s, &mut sink, learner, on_decision, on_round)?;
+    let summary = simulate_with(s, &mut sink, learner, on_decision, on_round, opts.allocator.as_ref())?;
     bar.finish_and_clear();
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Trace(e.to_string()))?;
     write(&partial.join("summary.json"), &json)?;

@@ -70,6 +70,9 @@ pub enum Exclusion {
     /// Feasible alone, but its place in the server's queue leaves its
     /// uploads too little time (queue-aware planning).
     ServerBusy,
+    /// A policy from outside sflam (Python's) did not schedule it; it
+    /// gives no reason.
+    NotChosen,
 }
 
 impl Exclusion {
@@ -80,6 +83,7 @@ impl Exclusion {
             Exclusion::NoResourceBlock => "no-resource-block",
             Exclusion::NotWorthwhile => "not-worthwhile",
             Exclusion::ServerBusy => "server-busy",
+            Exclusion::NotChosen => "not-chosen",
         }
     }
 }
@@ -221,6 +225,14 @@ pub trait Allocator: Send {
     fn uses_budgets(&self) -> bool {
         true
     }
+
+    /// Whether the cells' allocators may decide in parallel. A policy that
+    /// answers from outside the simulation (Python's, through one channel)
+    /// says no: its cells are asked one after another, in cell order, so
+    /// the order it sees problems in does not depend on the thread count.
+    fn in_parallel(&self) -> bool {
+        true
+    }
 }
 
 /// Builds an allocator wrapped in its [`RoundPlanner`]: the registry, one
@@ -240,6 +252,12 @@ fn build_bare(kind: AllocatorKind, cfg: &AllocatorConfig) -> Box<dyn Allocator> 
         AllocatorKind::Nq => Box::new(Enumerate::no_quantization()),
         AllocatorKind::Fixed => Box::new(Fixed { bits: cfg.fixed_bits }),
     }
+}
+
+/// Wraps an allocator from outside sflam in the [`RoundPlanner`], so that
+/// queue-aware re-planning and sync rounds' free RBs apply to it.
+pub fn planned(inner: Box<dyn Allocator>) -> Box<dyn Allocator> {
+    Box::new(RoundPlanner { inner })
 }
 
 /// Builds the allocator of a framework's [`Plan`], wrapped in its

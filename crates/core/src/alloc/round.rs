@@ -67,6 +67,10 @@ impl Allocator for RoundPlanner {
         d
     }
 
+    fn in_parallel(&self) -> bool {
+        self.inner.in_parallel()
+    }
+
     fn uses_budgets(&self) -> bool {
         self.inner.uses_budgets()
     }

@@ -422,8 +422,12 @@ impl<'s> Engine<'s> {
             .iter()
             .map(|cp| (states[cp.cell as usize].take().expect("one problem per cell"), &cp.problem))
             .collect();
-        let decisions: Vec<Decision> =
-            jobs.into_par_iter().map(|(st, pr)| st.allocator.decide(pr, &mut st.rng_alloc)).collect();
+        let decide = |(st, pr): (&mut CellState, &Problem)| st.allocator.decide(pr, &mut st.rng_alloc);
+        let decisions: Vec<Decision> = if jobs.iter().all(|(st, _)| st.allocator.in_parallel()) {
+            jobs.into_par_iter().map(decide).collect()
+        } else {
+            jobs.into_iter().map(decide).collect()
+        };
         self.alloc_wall_s = t0.elapsed().as_secs_f64();
         for (cp, d) in problems.iter().zip(&decisions) {
             d.check(&cp.problem).map_err(|detail| Error::Numeric { checkpoint: "allocator.decision", detail })?;

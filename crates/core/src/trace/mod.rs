@@ -2,10 +2,12 @@
 //! pushes into, a `Vec` sink for tests and the Parquet sink for runs.
 
 pub mod columns;
+pub mod memory;
 pub mod parquet;
 mod summary;
 
 pub use columns::{ColumnSet, Row};
+pub use memory::ArrowSink;
 pub use parquet::ParquetSink;
 pub use summary::{Summary, SummaryBuilder, TrainingThroughput};
 
@@ -181,7 +183,8 @@ crate::row! {
         /// on any RB), `no-resource-block` (feasible, no RB left),
         /// `not-worthwhile` (its utility is worth less than its energy),
         /// `server-busy` (its place in the server's queue leaves its
-        /// uploads too little time).
+        /// uploads too little time), `not-chosen` (a Python policy did not
+        /// schedule it).
         pub reason: &'static str,
         /// Link distance to its cell's site this round [m].
         pub distance_m: f64,

@@ -56,6 +56,38 @@ impl Dataset {
         self
     }
 
+    /// The rotation pretext task (`training.task = "rotation"`): each
+    /// image turned counter-clockwise by k x 90 degrees, k drawn per image
+    /// from `seed` (stream `rotation`, index `stream`), and labelled k; 4
+    /// classes. The per-channel statistics stay (a turn moves pixels, it
+    /// does not change them).
+    pub fn rotated(&self, seed: u64, stream: u64) -> Dataset {
+        let mut rng = crate::sim::rng::stream(seed, "rotation", stream);
+        let (n, c) = (self.size, self.channels);
+        let mut pixels = vec![0u8; self.pixels.len()];
+        let mut labels = Vec::with_capacity(self.len());
+        for (img, out) in self.pixels.chunks_exact(self.image_len()).zip(pixels.chunks_exact_mut(self.image_len())) {
+            let k: u16 = rng.random_range(0..4);
+            labels.push(k);
+            for ch in 0..c {
+                let src = &img[ch * n * n..(ch + 1) * n * n];
+                let dst = &mut out[ch * n * n..(ch + 1) * n * n];
+                for i in 0..n {
+                    for j in 0..n {
+                        let (y, x) = match k {
+                            0 => (i, j),
+                            1 => (j, n - 1 - i),
+                            2 => (n - 1 - i, n - 1 - j),
+                            _ => (n - 1 - j, i),
+                        };
+                        dst[i * n + j] = src[y * n + x];
+                    }
+                }
+            }
+        }
+        Dataset { pixels, labels, classes: 4, ..self.clone() }
+    }
+
     /// The samples at `indices`, in that order.
     pub fn subset(&self, indices: &[u32]) -> Dataset {
         let il = self.image_len();

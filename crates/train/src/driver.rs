@@ -261,7 +261,13 @@ pub fn train_to_dir(s: &Scenario, out: &Path, opts: &TrainOptions) -> Result<Tra
         // last round always checkpoints), copied whole and then renamed.
         let last = ckpt_dir(out).join(round_dir(end)).join("global.bpk");
         let tmp = out.join("model.partial.bpk");
-        std::fs::copy(&last, &tmp).map_err(|e| Error::io(&last, e))?;
+        if s.training.task == crate::config::TrainTask::Labels {
+            std::fs::copy(&last, &tmp).map_err(|e| Error::io(&last, e))?;
+        } else {
+            // A pretext task: the backbone with a fresh head for the real task.
+            let (target, params) = crate::settings::with_fresh_head(s, &state.global)?;
+            target.save(&params, &tmp)?;
+        }
         std::fs::rename(&tmp, out.join("model.bpk")).map_err(|e| Error::io(out, e))?;
         let dir = staged.commit()?;
         return Ok(TrainOutcome { dir, rows, participants, state });

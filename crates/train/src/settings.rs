@@ -98,7 +98,41 @@ pub fn trainer_of(s: &Scenario) -> Result<Trainer> {
     } else {
         train
     };
+    let (train, test) = match t.task {
+        crate::config::TrainTask::Labels => (train, test),
+        crate::config::TrainTask::Rotation => (train.rotated(s.run.seed, 0), test.rotated(s.run.seed, 1)),
+    };
     Trainer::new(vit, TrainSettings::of(s), train, test, s.devices.count)
+}
+
+/// The model a pretext-task run hands on (`training.task = "rotation"`):
+/// its pretrained parameters with the pretext head replaced by a fresh one
+/// for the data set's classes, drawn as a run of the real task at the same
+/// seed draws its head. The head is the server side's last parameters
+/// (`ServerModel::head`: weight, then bias). Returns the trainer of the
+/// real task (to save with) and the parameters.
+pub fn with_fresh_head(s: &Scenario, pretext: &Params) -> Result<(Trainer, Params)> {
+    let mut real = s.clone();
+    real.training.task = crate::config::TrainTask::Labels;
+    let target = trainer_of(&real)?;
+    let fresh = target.initial_params();
+    let head = |classes: usize| classes * (target.vit.dim + 1);
+    let (from, to) = (head(4), head(target.vit.classes));
+    let body = pretext.server.len().checked_sub(from).filter(|&b| b + to == fresh.server.len());
+    let Some(body) = body else {
+        return Err(Error::Numeric {
+            checkpoint: "training.task",
+            detail: format!(
+                "the pretext model's server side ({} parameters) is not the real task's ({}) with a {}-class head for a 4-class one",
+                pretext.server.len(),
+                fresh.server.len(),
+                target.vit.classes
+            ),
+        });
+    };
+    let mut server = pretext.server[..body].to_vec();
+    server.extend_from_slice(&fresh.server[body..]);
+    Ok((target, Params { device: pretext.device.clone(), server }))
 }
 
 /// The initial state: `training.init` or the seeded random init; with a

@@ -538,6 +538,14 @@ section! {
         /// rest after the public share, split over the devices) or
         /// `"public"` (the public share only).
         data_part: DataPart = DataPart::Private, X, Rule::Any;
+        /// The task a pretraining run learns: `"labels"` (the data set's
+        /// classes) or `"rotation"` (a pretext task: each image turned by
+        /// 0, 90, 180 or 270 degrees, drawn per image from the run's seed,
+        /// the turn its label; a 4-class head). With `"rotation"`,
+        /// `sflam train` writes `model.bpk` with the pretrained backbone
+        /// and a freshly drawn head for the data set's classes, so that a
+        /// run fine-tuning from it starts near chance on the real task.
+        task: TrainTask = TrainTask::Labels, X, Rule::Any;
         /// Evaluate on the first N test samples; 0 = all [samples].
         eval_samples: usize = 0, X, Rule::Any;
         /// Dirichlet concentration α of the per-class partition [1].
@@ -647,6 +655,11 @@ choice! {
 choice! {
     /// A part of the training set (`training.public_share`).
     DataPart { Private = "private", Public = "public" }
+}
+
+choice! {
+    /// What a training run learns (`training.task`).
+    TrainTask { Labels = "labels", Rotation = "rotation" }
 }
 
 choice! {

@@ -131,3 +131,28 @@ def test_ctrl_c_stops_a_run_and_writes_nothing(root, tmp_path):
     assert "KeyboardInterrupt" in err, err
     assert "panicked" not in err
     assert not out.exists() and not (tmp_path / "long.partial").exists(), os.listdir(tmp_path)
+
+
+def test_the_gil_is_released_while_rust_simulates(fig4):
+    import threading
+
+    ticks, done = [0], threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks[0] += 1
+
+    t = threading.Thread(target=count)
+    t.start()
+    try:
+        sflam.run(sflam.scenario(fig4, ["run.rounds=2000"]))
+    finally:
+        done.set()
+        t.join()
+    # With the GIL held for the whole run the counter would not move.
+    assert ticks[0] > 1000, ticks
+
+
+def test_exceptions_are_sflams():
+    for e in (sflam.ConfigError, sflam.NotConvergedError, sflam.DecisionError):
+        assert issubclass(e, sflam.SflamError) and e.__module__ == "sflam"

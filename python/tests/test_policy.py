@@ -78,6 +78,11 @@ def test_builtins_on_a_problem(fig4):
     total = sum(p.price(int(c), int(k), int(b), float(w))["value_j"]
                 for c, k, b, w in zip(ex.candidate, ex.rb, ex.bits, ex.power_w))
     assert math.isclose(total, ex.objective_j, rel_tol=1e-12)
+    # The helpers check their arguments, naming themselves.
+    with pytest.raises(sflam.DecisionError, match=r"price \(candidate 0\): rb = 99 outside"):
+        p.price(0, 99, p.bits_min, float(p.p_max_w[0]))
+    with pytest.raises(sflam.DecisionError, match=r"min_power_w \(candidate 0\): bits = 3 outside"):
+        p.min_power_w(0, 0, 3)
     # A problem survives JSON.
     again = sflam.Problem.from_json(p.to_json(), p.cell, p.seed)
     assert sflam.allocators.exact(again).to_json() == ex.to_json()

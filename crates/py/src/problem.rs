@@ -171,7 +171,7 @@ impl Problem {
         bits: u32,
         power_w: f64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        self.check_pick(0, candidate, rb, power_w, bits)?;
+        self.check_pick("price", candidate, rb, Some(power_w), bits)?;
         let a = self.core.price(candidate, rb, bits, power_w);
         let d = PyDict::new(py);
         d.set_item("rate_bps", a.rate_bps)?;
@@ -187,7 +187,7 @@ impl Problem {
     /// The least power [W] with which `candidate` on `rb` at `bits` meets
     /// the deadline; None when even p_max does not.
     fn min_power_w(&self, candidate: usize, rb: usize, bits: u32) -> PyResult<Option<f64>> {
-        self.check_pick(0, candidate, rb, 1e-300, bits)?;
+        self.check_pick("min_power_w", candidate, rb, None, bits)?;
         Ok(self.core.min_power_w(&self.core.candidates[candidate], rb, bits))
     }
 
@@ -217,10 +217,10 @@ pub enum Answer {
 }
 
 impl Problem {
-    /// Checks one pick, naming entry and field in the error.
-    fn check_pick(&self, entry: usize, cand: usize, rb: usize, power_w: f64, bits: u32) -> PyResult<()> {
+    /// Checks one pick, naming `at` (the decision's entry, or the helper
+    /// called) and the field in the error; `power_w` None: no power to check.
+    fn check_pick(&self, at: &str, cand: usize, rb: usize, power_w: Option<f64>, bits: u32) -> PyResult<()> {
         let p = &self.core;
-        let at = format!("decision entry {entry}");
         if cand >= p.candidates.len() {
             return Err(DecisionError::new_err(format!(
                 "{at}: candidate = {cand} outside 0..{} (the problem's candidates)",
@@ -235,7 +235,7 @@ impl Problem {
             )));
         }
         let p_max = p.candidates[cand].p_max_w;
-        if !(power_w.is_finite() && power_w > 0.0 && power_w <= p_max) {
+        if let Some(power_w) = power_w.filter(|&w| !(w.is_finite() && w > 0.0 && w <= p_max)) {
             return Err(DecisionError::new_err(format!(
                 "{at}: power_w = {power_w} W outside (0, p_max_w = {p_max} W]"
             )));
@@ -319,7 +319,7 @@ impl Problem {
         let mut rb_used = vec![usize::MAX; self.core.rb_count];
         let mut cand_used = vec![usize::MAX; self.core.candidates.len()];
         for (i, &(c, k, pw, b)) in picks.iter().enumerate() {
-            self.check_pick(i, c, k, pw, b)?;
+            self.check_pick(&format!("decision entry {i}"), c, k, Some(pw), b)?;
             if cand_used[c] != usize::MAX {
                 return Err(DecisionError::new_err(format!(
                     "decision entry {i} (candidate {c}): candidate scheduled twice (entries {} and {i})",

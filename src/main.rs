@@ -20,6 +20,11 @@ macro_rules! say {
 /// working directory.
 const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
 
+/// The built-in default's `training.init`: the shipped checkpoint, read
+/// from the source tree the binary was built from (as the data subset
+/// is), so that the default runs from any working directory.
+const DEFAULT_INIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/pretrained-rotation.bpk");
+
 #[derive(Parser)]
 #[command(
     name = "sflam",
@@ -205,7 +210,10 @@ fn load(path: Option<&Path>, set: &[String]) -> sflam::Result<Scenario> {
             if p.exists() {
                 load_scenario(p, set)
             } else {
-                load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), set)
+                // The user's --set comes after, so it still overrides.
+                let mut with_init = vec![format!("training.init={DEFAULT_INIT:?}")];
+                with_init.extend_from_slice(set);
+                load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), &with_init)
             }
         }
     }

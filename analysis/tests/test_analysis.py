@@ -162,18 +162,33 @@ def test_fig6_time_to_target_and_not_reached(tmp_path):
     import fig6
 
     curves = {"sflam": [0.2, 0.31, 0.4], "ll": [0.1, 0.12, 0.15]}
+    # sflam: 2 devices at 4 bits, then 3 at 8, then none; ll sends no activations.
+    bits = {"sflam": ([4.0, 8.0, None], [2, 3, 0]), "ll": ([None, None, None], [5, 5, 5])}
     for name, acc in curves.items():
         folder = tmp_path / f"training.framework={name}" / "training.dirichlet_alpha=0.5"
         folder.mkdir(parents=True)
         pl.DataFrame(
-            {"round": [0, 1, 2], "end_s": [10.0, 20.0, 30.0], "energy_j": [1.0, 1.0, 1.0], "accuracy": acc},
-            schema_overrides={"round": pl.UInt32},
+            {
+                "round": [0, 1, 2],
+                "end_s": [10.0, 20.0, 30.0],
+                "energy_j": [1.0, 2.0, 4.0],
+                "accuracy": acc,
+                "mean_bits": bits[name][0],
+                "scheduled": bits[name][1],
+            },
+            schema_overrides={"round": pl.UInt32, "scheduled": pl.UInt32, "mean_bits": pl.Float64},
         ).write_parquet(folder / "rounds.parquet")
     out = tmp_path / "figures"
     subprocess.run([sys.executable, str(ANALYSIS / "fig6.py"), str(tmp_path), str(out), "0.3"], check=True, cwd=ANALYSIS)
     rows = {r["training.framework"]: r for r in read_md_table(out / "fig6.md")}
     assert float(rows["sflam"]["time_to_target_s"]) == 20.0
     assert rows["ll"]["time_to_target_s"] == "not reached"
+    # The energy up to and including the round that reached it, and the
+    # mean bits weighed by each round's scheduled devices: (2*4 + 3*8) / 5.
+    assert float(rows["sflam"]["energy_to_target_j"]) == 3.0
+    assert rows["ll"]["energy_to_target_j"] == "not reached"
+    assert float(rows["sflam"]["mean_bits"]) == pytest.approx(6.4)
+    assert rows["ll"]["mean_bits"] in ("None", "")
     assert float(rows["sflam"]["final_accuracy"]) == 0.4
     # Without a target: the highest multiple of 5% every run reaches (15%).
     subprocess.run([sys.executable, str(ANALYSIS / "fig6.py"), str(tmp_path), str(out)], check=True, cwd=ANALYSIS)

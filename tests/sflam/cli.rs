@@ -260,3 +260,18 @@ fn a_closed_stdout_does_not_fail_the_run() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("rounds.parquet").is_file() && out.join("summary.json").is_file());
 }
+
+/// Without `scenarios/default.toml` in the working folder `sflam run`
+/// runs the built-in default, which still fine-tunes the shipped
+/// checkpoint: read from the source tree the binary was built from, the
+/// path recorded in the resolved scenario.
+#[test]
+fn the_built_in_default_finds_its_checkpoint_from_any_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let st =
+        sflam().current_dir(dir.path()).args(["run", "-q", "--set", "run.rounds=1", "-o", "out"]).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let resolved = std::fs::read_to_string(dir.path().join("out/scenario.resolved.toml")).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/pretrained-rotation.bpk");
+    assert!(resolved.contains(&format!("init = {:?}", shipped.display().to_string())), "{resolved}");
+}

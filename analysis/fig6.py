@@ -76,9 +76,6 @@ def main():
     rounds, out = sweep_table(__doc__, "rounds", keys)
     # mean_bits is per round over its scheduled devices (null where none
     # sent activations): the run's mean weighs each round by them.
-    # Older traces without the columns give null.
-    if "mean_bits" not in rounds.columns:
-        rounds = rounds.with_columns(pl.lit(None, pl.Float64).alias("mean_bits"), pl.lit(0, pl.UInt32).alias("scheduled"))
     sends = pl.col("mean_bits").is_not_null()
     rounds = rounds.sort(keys + ["round"]).with_columns(
         pl.col("energy_j").cum_sum().over(keys).alias("energy_cum_j"),

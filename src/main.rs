@@ -20,11 +20,6 @@ macro_rules! say {
 /// working directory.
 const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
 
-/// The built-in default's `training.init`: the shipped checkpoint, read
-/// from the source tree the binary was built from (as the data subset
-/// is), so that the default runs from any working directory.
-const DEFAULT_INIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/pretrained-rotation.bpk");
-
 #[derive(Parser)]
 #[command(
     name = "sflam",
@@ -210,10 +205,20 @@ fn load(path: Option<&Path>, set: &[String]) -> sflam::Result<Scenario> {
             if p.exists() {
                 load_scenario(p, set)
             } else {
-                // The user's --set comes after, so it still overrides.
-                let mut with_init = vec![format!("training.init={DEFAULT_INIT:?}")];
+                let builtin =
+                    |set: &[String]| load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), set);
+                // Its checkpoint (a path relative to the repository) is read
+                // from the source tree the binary was built from, as the data
+                // subset is, so that it runs from any working directory; the
+                // user's --set comes after, so it still overrides.
+                let init = builtin(&[])?.training.init;
+                let mut with_init = Vec::new();
+                if !init.is_empty() && Path::new(&init).is_relative() {
+                    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join(&init);
+                    with_init.push(format!("training.init={:?}", shipped.display().to_string()));
+                }
                 with_init.extend_from_slice(set);
-                load_scenario_str(DEFAULT_SCENARIO, Path::new("<built-in default.toml>"), &with_init)
+                builtin(&with_init)
             }
         }
     }
